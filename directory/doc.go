@@ -1,0 +1,23 @@
+// Package directory is egret's model of the organisation and its mail
+// accounts, and the store that keeps it.
+//
+// The model:
+//
+//	OrgUnit   the org tree: the company ("org"), its departments ("dept"),
+//	          and the holding unit for people whose OA parent is unknown
+//	Post      a position in a department (EKP "post"); people hold posts
+//	Person    an employee, or a shared or service identity
+//	Account   the mail account of a person: address, password, status
+//	Group     an OA group; members are people, units or posts
+//	Change    one row of the change log that mirrors consume in order
+//	APIKey    a credential for the HTTP API, kept as a SHA-256 digest
+//
+// Every record has an id that egret makes (a version 7 UUID) and never
+// reuses. Records that come from the OA also carry the OA's id, by which
+// sync finds them again; the OA id is not used as a key anywhere else.
+//
+// The store runs on SQLite (the embedded default) or MySQL/MariaDB, with
+// the schema from package migrations. Writers that change the model append
+// to the change log in the same transaction, so a mirror that follows the
+// log never misses a change and never sees one that was rolled back.
+package directory

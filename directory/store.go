@@ -1,0 +1,230 @@
+package directory
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/mysql"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+
+	"github.com/egretair/egret/migrations"
+)
+
+// Store is the directory's database.
+type Store struct {
+	db      *gorm.DB
+	dialect migrations.Dialect
+}
+
+// ErrNotFound is answered when a record does not exist.
+var ErrNotFound = errors.New("directory: not found")
+
+// Open connects to the database that rawURL names and applies any
+// migrations it lacks. rawURL is "sqlite:PATH" or
+// "mysql://USER:PASS@tcp(HOST:PORT)/DB". The folder of a SQLite file is
+// made if missing.
+func Open(ctx context.Context, rawURL string) (*Store, error) {
+	s, err := Connect(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Connect is Open without the migrations, for `egret migrate status` and
+// for tools that must not change the schema.
+func Connect(rawURL string) (*Store, error) {
+	dialect, dsn, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+
+	cfg := &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	}
+	var db *gorm.DB
+	switch dialect {
+	case migrations.SQLite:
+		if dir := filepath.Dir(dsn); dir != "" {
+			if err := os.MkdirAll(dir, 0o750); err != nil {
+				return nil, fmt.Errorf("directory: database folder: %w", err)
+			}
+		}
+		// WAL lets readers go on while a writer works; foreign keys are
+		// off in SQLite unless asked for; busy_timeout makes a second
+		// writer wait instead of failing at once.
+		q := "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)" +
+			"&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)"
+		db, err = gorm.Open(sqlite.Open(dsn+q), cfg)
+	case migrations.MySQL:
+		db, err = gorm.Open(mysql.Open(dsn), cfg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("directory: open database: %w", err)
+	}
+
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("directory: open database: %w", err)
+	}
+	if dialect == migrations.SQLite {
+		// One writer at a time is all SQLite allows; one connection
+		// keeps gorm's pool from meeting SQLITE_BUSY on upgrade of a
+		// read transaction.
+		sqlDB.SetMaxOpenConns(1)
+	} else {
+		sqlDB.SetMaxOpenConns(32)
+		sqlDB.SetMaxIdleConns(8)
+		sqlDB.SetConnMaxLifetime(5 * time.Minute)
+	}
+	return &Store{db: db, dialect: dialect}, nil
+}
+
+// ParseURL splits a database URL into its dialect and the driver's
+// connection string.
+func ParseURL(rawURL string) (migrations.Dialect, string, error) {
+	switch {
+	case strings.HasPrefix(rawURL, "sqlite:"):
+		path := strings.TrimPrefix(rawURL, "sqlite:")
+		path = strings.TrimPrefix(path, "//")
+		if path == "" {
+			return "", "", fmt.Errorf("directory: database url %q names no file", rawURL)
+		}
+		return migrations.SQLite, path, nil
+	case strings.HasPrefix(rawURL, "mysql://"):
+		dsn := strings.TrimPrefix(rawURL, "mysql://")
+		if !strings.Contains(dsn, "/") {
+			return "", "", fmt.Errorf("directory: database url %q names no database", redact(rawURL))
+		}
+		// Times are kept in UTC; utf8mb4 holds every Chinese name.
+		params := url.Values{}
+		params.Set("parseTime", "true")
+		params.Set("loc", "UTC")
+		params.Set("charset", "utf8mb4")
+		params.Set("collation", "utf8mb4_bin")
+		sep := "?"
+		if strings.Contains(dsn, "?") {
+			sep = "&"
+		}
+		return migrations.MySQL, dsn + sep + params.Encode(), nil
+	}
+	return "", "", fmt.Errorf("directory: database url %q: want sqlite:PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB", redact(rawURL))
+}
+
+// redact hides the password of a database URL for error messages.
+func redact(rawURL string) string {
+	at := strings.LastIndex(rawURL, "@")
+	scheme := strings.Index(rawURL, "://")
+	if at < 0 || scheme < 0 {
+		return rawURL
+	}
+	userinfo := rawURL[scheme+3 : at]
+	if colon := strings.Index(userinfo, ":"); colon >= 0 {
+		return rawURL[:scheme+3] + userinfo[:colon] + ":***" + rawURL[at:]
+	}
+	return rawURL
+}
+
+// Migrate applies any migrations the database lacks and answers its
+// schema version.
+func (s *Store) Migrate(ctx context.Context) (int64, error) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return 0, err
+	}
+	return migrations.Up(ctx, sqlDB, s.dialect)
+}
+
+// Migrations answers the state of every known migration.
+func (s *Store) Migrations(ctx context.Context) ([]migrations.Status, error) {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return nil, err
+	}
+	return migrations.List(ctx, sqlDB, s.dialect)
+}
+
+// Dialect answers the kind of database the store runs on.
+func (s *Store) Dialect() migrations.Dialect { return s.dialect }
+
+// DB answers the gorm handle, for packages that plan and apply changes to
+// the model in their own transactions (oasync). They must append to the
+// change log with LogChange in the same transaction.
+func (s *Store) DB() *gorm.DB { return s.db }
+
+// SQL answers the database/sql handle underneath.
+func (s *Store) SQL() (*sql.DB, error) { return s.db.DB() }
+
+// Close closes the database connections.
+func (s *Store) Close() error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.Close()
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	sqlDB, err := s.db.DB()
+	if err != nil {
+		return err
+	}
+	return sqlDB.PingContext(ctx)
+}
+
+// LogChange appends one change to the log within tx. record is the state
+// after the change and is stored as JSON.
+func LogChange(tx *gorm.DB, entity, entityID, op string, record any) error {
+	data, err := json.Marshal(record)
+	if err != nil {
+		return fmt.Errorf("directory: change log: %w", err)
+	}
+	c := Change{
+		At:       time.Now().UTC(),
+		Entity:   entity,
+		EntityID: entityID,
+		Op:       op,
+		Data:     string(data),
+	}
+	if err := tx.Create(&c).Error; err != nil {
+		return fmt.Errorf("directory: change log: %w", err)
+	}
+	return nil
+}
+
+// LogChanges appends many changes at once, in the order given.
+func LogChanges(tx *gorm.DB, changes []Change) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	if err := tx.CreateInBatches(changes, 500).Error; err != nil {
+		return fmt.Errorf("directory: change log: %w", err)
+	}
+	return nil
+}
+
+// Entity names used in the change log.
+const (
+	EntityUnit    = "unit"
+	EntityPost    = "post"
+	EntityPerson  = "person"
+	EntityAccount = "account"
+	EntityGroup   = "group"
+)
