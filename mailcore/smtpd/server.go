@@ -1,0 +1,183 @@
+// Package smtpd receives mail for the accounts of the configured mail
+// domain over SMTP (RFC 5321) and writes it into the message store.
+//
+// # Contract
+//
+// Recipients are checked at RCPT time, each on its own:
+//
+//   - an address on another domain is refused with 550 5.7.1: this
+//     server relays nothing;
+//   - an address no enabled account has is refused with 550 5.1.1;
+//   - a directory that cannot answer gives 451 4.3.0, and the client
+//     tries again later.
+//
+// At the end of DATA the message is given a queue id, a Return-Path and a
+// Received header are put in front of it (RFC 5321 §4.4), bare LF line
+// ends become CRLF, and nothing else is changed: a client reading it back
+// over IMAP gets the bytes it sent after those two fields. The message is
+// written into the INBOX of every accepted recipient, synced, and only
+// then is 250 answered. When the store fails the whole message gets 451
+// 4.3.0; delivering again with the same queue id would not duplicate the
+// copies already made, but a client retry brings a new id.
+//
+// The server advertises 8BITMIME, SMTPUTF8, SIZE and, given a TLS
+// configuration, STARTTLS. It offers no AUTH: this is the MX side only.
+//
+// # Use
+//
+//	srv := smtpd.New(smtpd.Config{Domain: "egretair.example",
+//		Hostname: "mx1.egretair.example"}, accounts, st, log)
+//	go srv.Serve(ln)
+//	...
+//	err := srv.Shutdown(ctx) // finishes transactions in flight
+package smtpd
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/egretair/egret/mailcore"
+	"github.com/egretair/egret/mailcore/store"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultMaxMessageBytes = 50 << 20
+	DefaultMaxRecipients   = 100
+	// DefaultMaxLineLength is far above the 1000 octets of RFC 5321
+	// §4.5.3.1.6, because real senders exceed that and the messages
+	// must still be accepted and kept unchanged.
+	DefaultMaxLineLength = 1 << 20
+)
+
+// Config is the SMTP server's configuration.
+type Config struct {
+	// Domain is the mail domain whose addresses are accepted.
+	Domain string
+	// Hostname is this server's name, in the greeting and in the
+	// Received header.
+	Hostname string
+	// MaxMessageBytes limits a message's size; zero means 50 MB.
+	MaxMessageBytes int64
+	// MaxRecipients limits recipients per message; zero means 100.
+	MaxRecipients int
+	// TLS, when not nil, enables STARTTLS.
+	TLS *tls.Config
+	// LookupTimeout bounds one directory lookup; zero means 10 seconds.
+	LookupTimeout time.Duration
+}
+
+// Server is an SMTP server delivering into a store.
+type Server struct {
+	cfg      Config
+	accounts mailcore.Accounts
+	store    *store.Store
+	log      *slog.Logger
+	srv      *smtp.Server
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	draining bool
+}
+
+// New makes a server; Serve starts it.
+func New(cfg Config, accounts mailcore.Accounts, st *store.Store, log *slog.Logger) *Server {
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = DefaultMaxRecipients
+	}
+	if cfg.LookupTimeout <= 0 {
+		cfg.LookupTimeout = 10 * time.Second
+	}
+	if cfg.Hostname == "" {
+		cfg.Hostname = "localhost"
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg:      cfg,
+		accounts: accounts,
+		store:    st,
+		log:      log.With("service", "smtp"),
+		sessions: make(map[*session]struct{}),
+	}
+
+	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
+	srv.Domain = cfg.Hostname
+	srv.MaxMessageBytes = cfg.MaxMessageBytes
+	srv.MaxRecipients = cfg.MaxRecipients
+	srv.MaxLineLength = DefaultMaxLineLength
+	srv.TLSConfig = cfg.TLS
+	srv.EnableSMTPUTF8 = true
+	// RFC 5321 §4.5.3.2 asks for minutes, not seconds, per step.
+	srv.ReadTimeout = 10 * time.Minute
+	srv.WriteTimeout = 10 * time.Minute
+	srv.ErrorLog = errorLog{s.log}
+	s.srv = srv
+	return s
+}
+
+// Serve accepts connections on ln until Shutdown. It answers nil after a
+// Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.srv.Serve(ln)
+	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, closes connections that are
+// between transactions, and waits for transactions in flight to finish
+// (each connection is closed after its reply). When ctx ends first, the
+// remaining connections are cut and ctx's error returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	var idle []*session
+	for sess := range s.sessions {
+		if !sess.inTx {
+			idle = append(idle, sess)
+		}
+	}
+	s.mu.Unlock()
+	for _, sess := range idle {
+		if nc := sess.conn.Conn(); nc != nil {
+			nc.Close()
+		}
+	}
+
+	err := s.srv.Shutdown(ctx)
+	if ctx.Err() != nil {
+		s.srv.Close()
+		return ctx.Err()
+	}
+	if errors.Is(err, smtp.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// errorLog passes go-smtp's internal errors to slog.
+type errorLog struct{ log *slog.Logger }
+
+// Printf logs one go-smtp error.
+func (l errorLog) Printf(format string, v ...any) {
+	l.log.Debug("smtp connection error", "detail", fmt.Sprintf(format, v...))
+}
+
+// Println logs one go-smtp error.
+func (l errorLog) Println(v ...any) {
+	l.log.Debug("smtp connection error", "detail", fmt.Sprint(v...))
+}

@@ -1,0 +1,61 @@
+// Package store keeps the messages of every account on disk and answers
+// what the SMTP and IMAP servers (and later the API) ask of them.
+//
+// # Layout
+//
+// One folder per account, named after the account's stable directory id,
+// so a change of address moves nothing. Each mailbox is a Maildir whose
+// folder name is the mailbox name with '/', '%', a leading '.' and control
+// characters written as %XX:
+//
+//	<dir>/
+//	  tmp/                               spool for deliveries in flight
+//	  accounts/<account-id>/
+//	    uidvalidity                      last UIDVALIDITY handed out
+//	    subscriptions                    subscribed mailbox names, one a line
+//	    mailboxes/<escaped-name>/
+//	      uidstate                       UIDVALIDITY and UIDNEXT
+//	      keywords                       JSON: UID -> keywords
+//	      tmp/                           files being written
+//	      new/U<uid>.<unix>.<unique>,S=<size>
+//	      cur/U<uid>.<unix>.<unique>,S=<size>:2,<flags>
+//
+// A message file name carries everything the index needs: the IMAP UID,
+// the internal date (seconds since 1970), a unique part (for delivered
+// messages "d-" and the delivery id, which is how duplicates are dropped),
+// the size in bytes, and the system flags as Maildir info letters
+// (D \Draft, F \Flagged, P $Forwarded, R \Answered, S \Seen, T \Deleted).
+// Delivered mail lands in new/; a message moves to cur/ the first time its
+// flags are set. Keywords other than $Forwarded live in the keywords file.
+//
+// The in-memory index of an account is derived data: it is built from the
+// file names when the account is first used, keeping every UID and the
+// UIDVALIDITY, so clients download nothing again. Files dropped into a
+// mailbox by another Maildir writer are given the next UIDs at that time.
+//
+// # Durability
+//
+// Deliver and Append return only after the message file is synced, renamed
+// or linked into place, and its folder synced. UIDNEXT is written to
+// uidstate (synced) before any file leaves a mailbox, so UIDs are never
+// reused, not even after an expunge and a restart. Flag changes are
+// renames that are not synced: a crash may lose the latest flag change,
+// never a message.
+//
+// # Concurrency
+//
+// Every operation on an account holds that account's lock, so concurrent
+// deliveries and IMAP sessions see a consistent mailbox. Message bytes are
+// written before the lock is taken and read from an open file after it is
+// released. Watchers registered with Watch are told of every change to a
+// mailbox while the lock is held, in the order the changes happen.
+//
+// # Use
+//
+//	st, err := store.Open(filepath.Join(data, "mail"), log)
+//	res, err := st.Deliver(ctx, queueID, []string{acct.ID}, msg)
+//	facts, err := st.Summary(ctx, acct.ID)
+//
+// The default mailboxes INBOX, Sent, Drafts and Trash are created the
+// first time an account is used, by delivery or by login.
+package store
