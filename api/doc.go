@@ -1,0 +1,17 @@
+// Package api serves egret's HTTP interface: the REST API under /api/v1
+// for the OA system and other integrators, and the health endpoint.
+//
+// Every /api/v1 request carries "Authorization: Bearer KEY". Keys are
+// checked against their SHA-256 digests in the directory, and each route
+// needs one scope:
+//
+//	users:read     GET  /api/v1/users, /api/v1/users/{id}
+//	users:write    POST /api/v1/users/{id}/password
+//	orgunits:read  GET  /api/v1/orgunits/{id}
+//	oa:sync        POST /api/v1/oa/snapshot
+//
+// A key with scope "*" may do everything. Errors are JSON objects of the
+// form {"error": {"code": "...", "message": "..."}} with a status code
+// that says whose fault it was: 4xx for the caller's, 503 when a
+// dependency is down and the call may be retried, 500 for a bug.
+package api

@@ -1,0 +1,63 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/egretair/egret/directory"
+)
+
+// Error codes, stable for callers to branch on.
+const (
+	codeBadRequest   = "bad_request"
+	codeUnauthorized = "unauthorized"
+	codeForbidden    = "forbidden"
+	codeNotFound     = "not_found"
+	codeInvalid      = "invalid"
+	codeTooLarge     = "too_large"
+	codeUnavailable  = "unavailable"
+	codeInternal     = "internal"
+)
+
+// errorBody is the JSON shape of every error answer.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Details carries structured context where there is some, such as
+	// the elements of a refused OA snapshot.
+	Details any `json:"details,omitempty"`
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: msg}})
+}
+
+// writeStoreError answers for an error from the directory: not found is
+// the caller's 404, anything else is logged and answered as a temporary
+// failure, since it is almost always the database being unreachable.
+func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, directory.ErrNotFound):
+		writeError(w, http.StatusNotFound, codeNotFound, err.Error())
+	case errors.Is(err, directory.ErrBadFilter):
+		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+	default:
+		s.log().Error("request failed", slog.String("path", r.URL.Path), slog.Any("err", err))
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the directory is not available; try again")
+	}
+}

@@ -1,0 +1,108 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+
+	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/oasync"
+)
+
+// Server holds what the HTTP handlers need. Its zero value is not usable:
+// Store and Importer must be set.
+type Server struct {
+	Store    *directory.Store
+	Importer *oasync.Importer
+	Log      *slog.Logger
+	// MaxSnapshotBytes bounds an OA snapshot upload; zero means 256 MiB.
+	MaxSnapshotBytes int64
+
+	ready atomic.Bool
+}
+
+// SetReady marks the node ready (or not): /healthz answers 200 only when
+// every listener of the node is up.
+func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+
+func (s *Server) log() *slog.Logger {
+	if s.Log != nil {
+		return s.Log
+	}
+	return slog.Default()
+}
+
+// Handler answers the HTTP handler for every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", s.healthz)
+	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
+
+	mux.Handle("GET /api/v1/users", s.scoped("users:read", s.listUsers))
+	mux.Handle("GET /api/v1/users/{id}", s.scoped("users:read", s.getUser))
+	mux.Handle("POST /api/v1/users/{id}/password", s.scoped("users:write", s.setPassword))
+	mux.Handle("GET /api/v1/orgunits/{id}", s.scoped("orgunits:read", s.getOrgUnit))
+	mux.Handle("POST /api/v1/oa/snapshot", s.scoped("oa:sync", s.importSnapshot))
+
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	return mux
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if !s.ready.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		return
+	}
+	if err := s.Store.Ping(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "database unreachable"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type keyContext struct{}
+
+// scoped wraps h so that it runs only for a request with a live API key
+// that grants scope.
+func (s *Server) scoped(scope string, h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := bearer(r)
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="egret"`)
+			writeError(w, http.StatusUnauthorized, codeUnauthorized, "missing Authorization: Bearer API key")
+			return
+		}
+		key, err := s.Store.VerifyAPIKey(r.Context(), secret)
+		if errors.Is(err, directory.ErrBadKey) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="egret", error="invalid_token"`)
+			writeError(w, http.StatusUnauthorized, codeUnauthorized, "unknown or revoked API key")
+			return
+		}
+		if err != nil {
+			s.writeStoreError(w, r, err)
+			return
+		}
+		if !key.HasScope(scope) {
+			writeError(w, http.StatusForbidden, codeForbidden, "the API key lacks scope "+scope)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), keyContext{}, key)))
+	})
+}
+
+// bearer answers the token of an "Authorization: Bearer" header. The
+// scheme name is case-insensitive (RFC 7235 §2.1).
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}

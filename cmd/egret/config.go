@@ -1,0 +1,222 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is egret's configuration: a TOML file whose every key may also be
+// set in the environment as EGRET_<SECTION>_<KEY>, which wins over the
+// file. With neither, the defaults run role "all" on SQLite under
+// ./egret-data with unprivileged loopback ports.
+type Config struct {
+	Node     NodeConfig     `toml:"node"`
+	Database DatabaseConfig `toml:"database"`
+	HTTP     HTTPConfig     `toml:"http"`
+	SMTP     SMTPConfig     `toml:"smtp"`
+	IMAP     IMAPConfig     `toml:"imap"`
+	Mail     MailConfig     `toml:"mail"`
+	TLS      TLSConfig      `toml:"tls"`
+	API      APIConfig      `toml:"api"`
+	Log      LogConfig      `toml:"log"`
+}
+
+// NodeConfig says what this process is.
+type NodeConfig struct {
+	// Role is "all"; "front" and "back" split the work across machines.
+	Role string `toml:"role"`
+	// DataDir holds the SQLite database, the mail store and the
+	// generated TLS certificate.
+	DataDir string `toml:"data_dir"`
+	// Hostname is the name the node gives in SMTP greetings and trace
+	// headers, and puts in its self-signed certificate.
+	Hostname string `toml:"hostname"`
+}
+
+// DatabaseConfig names the directory's database.
+type DatabaseConfig struct {
+	// URL is "sqlite:PATH" or "mysql://USER:PASS@tcp(HOST:PORT)/DB";
+	// empty means SQLite in the data folder.
+	URL string `toml:"url"`
+}
+
+// HTTPConfig configures the API listener.
+type HTTPConfig struct {
+	Addr string `toml:"addr"`
+	// MaxSnapshotBytes bounds the body of an OA snapshot upload.
+	MaxSnapshotBytes int64 `toml:"max_snapshot_bytes"`
+}
+
+// SMTPConfig configures the SMTP listener for incoming mail.
+type SMTPConfig struct {
+	Addr            string `toml:"addr"`
+	MaxMessageBytes int64  `toml:"max_message_bytes"`
+}
+
+// IMAPConfig configures the IMAP listener.
+type IMAPConfig struct {
+	Addr string `toml:"addr"`
+}
+
+// MailConfig holds the mail domain.
+type MailConfig struct {
+	// Domain is the domain whose addresses egret hands out and accepts
+	// mail for.
+	Domain string `toml:"domain"`
+}
+
+// TLSConfig names a certificate. Without one, egret makes a self-signed
+// certificate in the data folder on first start.
+type TLSConfig struct {
+	CertFile string `toml:"cert_file"`
+	KeyFile  string `toml:"key_file"`
+}
+
+// APIConfig configures API access.
+type APIConfig struct {
+	// BootstrapKey, when set, is seeded at start as a key with every
+	// scope, for automation that must call the API before anyone could
+	// have made a key. Keep it in the environment, not in the file.
+	BootstrapKey string `toml:"bootstrap_key"`
+}
+
+// LogConfig configures logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `toml:"level"`
+	// Format is "json" or "text"; empty picks text on a terminal and
+	// JSON elsewhere.
+	Format string `toml:"format"`
+}
+
+// defaultConfig answers the configuration with no file and no
+// environment.
+func defaultConfig() Config {
+	return Config{
+		Node:     NodeConfig{Role: "all", DataDir: "./egret-data", Hostname: "localhost"},
+		HTTP:     HTTPConfig{Addr: "127.0.0.1:8080", MaxSnapshotBytes: 256 << 20},
+		SMTP:     SMTPConfig{Addr: "127.0.0.1:2525", MaxMessageBytes: 50 << 20},
+		IMAP:     IMAPConfig{Addr: "127.0.0.1:1143"},
+		Mail:     MailConfig{Domain: "egretair.example"},
+		Log:      LogConfig{Level: "info"},
+		Database: DatabaseConfig{},
+	}
+}
+
+// loadConfig reads the file at path (none when path is empty), then the
+// environment, over the defaults, and checks the result.
+func loadConfig(path string, environ []string) (Config, error) {
+	cfg := defaultConfig()
+	if path != "" {
+		md, err := toml.DecodeFile(path, &cfg)
+		if err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		if undec := md.Undecoded(); len(undec) > 0 {
+			return cfg, fmt.Errorf("config %s: unknown key %s", path, undec[0])
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+
+	if cfg.Database.URL == "" {
+		cfg.Database.URL = "sqlite:" + filepath.Join(cfg.Node.DataDir, "egret.db")
+	}
+	cfg.Mail.Domain = strings.ToLower(strings.TrimSpace(cfg.Mail.Domain))
+	return cfg, cfg.check()
+}
+
+func (c Config) check() error {
+	var errs []error
+	if c.Node.Role != "all" {
+		errs = append(errs, fmt.Errorf("node.role %q: this build runs role \"all\" only", c.Node.Role))
+	}
+	if c.Node.DataDir == "" {
+		errs = append(errs, errors.New("node.data_dir is empty"))
+	}
+	if c.Mail.Domain == "" || strings.ContainsAny(c.Mail.Domain, "@ ") {
+		errs = append(errs, fmt.Errorf("mail.domain %q is not a domain name", c.Mail.Domain))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls.cert_file and tls.key_file go together"))
+	}
+	if k := c.API.BootstrapKey; k != "" && len(k) < 16 {
+		errs = append(errs, errors.New("api.bootstrap_key must have at least 16 characters"))
+	}
+	return errors.Join(errs...)
+}
+
+// applyEnv sets every field that has an EGRET_<SECTION>_<KEY> variable.
+func applyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "EGRET_") {
+			env[k] = v
+		}
+	}
+
+	var errs []error
+	root := reflect.ValueOf(cfg).Elem()
+	for i := 0; i < root.NumField(); i++ {
+		section := root.Type().Field(i).Tag.Get("toml")
+		sv := root.Field(i)
+		for j := 0; j < sv.NumField(); j++ {
+			key := sv.Type().Field(j).Tag.Get("toml")
+			name := "EGRET_" + strings.ToUpper(section) + "_" + strings.ToUpper(key)
+			v, ok := env[name]
+			if !ok {
+				continue
+			}
+			if err := setField(sv.Field(j), v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func setField(f reflect.Value, v string) error {
+	switch f.Interface().(type) {
+	case string:
+		f.SetString(v)
+	case time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+	case int, int64:
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("want a whole number, not %q", v)
+		}
+		f.SetInt(n)
+	case bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("want true or false, not %q", v)
+		}
+		f.SetBool(b)
+	default:
+		return fmt.Errorf("unsupported type %s", f.Type())
+	}
+	return nil
+}
+
+// configPath answers the config path from --config or, failing that,
+// EGRET_CONFIG.
+func configPath(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	return os.Getenv("EGRET_CONFIG")
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestConfigLayers(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "egret.toml")
+	os.WriteFile(file, []byte(`
+[node]
+data_dir = "/srv/egret"
+[smtp]
+addr = "0.0.0.0:25"
+max_message_bytes = 1000
+[mail]
+domain = "EgretAir.Example"
+`), 0o600)
+
+	cases := []struct {
+		name  string
+		file  string
+		env   []string
+		check func(t *testing.T, c Config)
+	}{
+		{"no file and no environment give the embedded defaults", "", nil, func(t *testing.T, c Config) {
+			if c.Node.Role != "all" || c.Node.DataDir != "./egret-data" ||
+				c.Database.URL != "sqlite:egret-data/egret.db" ||
+				c.HTTP.Addr != "127.0.0.1:8080" || c.SMTP.Addr != "127.0.0.1:2525" ||
+				c.IMAP.Addr != "127.0.0.1:1143" || c.Mail.Domain != "egretair.example" {
+				t.Fatalf("defaults: %+v", c)
+			}
+		}},
+		{"the file overrides the defaults", file, nil, func(t *testing.T, c Config) {
+			if c.SMTP.Addr != "0.0.0.0:25" || c.SMTP.MaxMessageBytes != 1000 || c.Mail.Domain != "egretair.example" ||
+				c.Database.URL != "sqlite:/srv/egret/egret.db" || c.IMAP.Addr != "127.0.0.1:1143" {
+				t.Fatalf("from file: %+v", c)
+			}
+		}},
+		{"the environment overrides the file", file, []string{
+			"EGRET_SMTP_ADDR=127.0.0.1:2600",
+			"EGRET_SMTP_MAX_MESSAGE_BYTES=2000",
+			"EGRET_DATABASE_URL=mysql://u:p@tcp(db:3306)/egret",
+			"EGRET_API_BOOTSTRAP_KEY=0123456789abcdef",
+			"PATH=/bin",
+		}, func(t *testing.T, c Config) {
+			if c.SMTP.Addr != "127.0.0.1:2600" || c.SMTP.MaxMessageBytes != 2000 ||
+				c.Database.URL != "mysql://u:p@tcp(db:3306)/egret" || c.API.BootstrapKey != "0123456789abcdef" {
+				t.Fatalf("from env: %+v", c)
+			}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := loadConfig(c.file, c.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.check(t, cfg)
+		})
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "unknown.toml")
+	os.WriteFile(unknown, []byte("[smtp]\nadress = \"x\"\n"), 0o600)
+
+	cases := []struct {
+		name, file string
+		env        []string
+		want       string
+	}{
+		{"a misspelt key in the file is named", unknown, nil, "smtp.adress"},
+		{"a number that is not one is named", "", []string{"EGRET_SMTP_MAX_MESSAGE_BYTES=lots"}, "EGRET_SMTP_MAX_MESSAGE_BYTES"},
+		{"a short bootstrap key is refused", "", []string{"EGRET_API_BOOTSTRAP_KEY=short"}, "bootstrap_key"},
+		{"a mail domain with an at sign is refused", "", []string{"EGRET_MAIL_DOMAIN=a@b"}, "mail.domain"},
+		{"a role this build lacks is refused", "", []string{"EGRET_NODE_ROLE=front"}, "node.role"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := loadConfig(c.file, c.env)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error naming %s", err, c.want)
+			}
+		})
+	}
+}
+
+func TestExampleConfigShowsTheDefaults(t *testing.T) {
+	fromFile, err := loadConfig("../../docs/egret.example.toml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults, _ := loadConfig("", nil)
+	if fromFile != defaults {
+		t.Fatalf("docs/egret.example.toml says\n%+v\nbut the defaults are\n%+v", fromFile, defaults)
+	}
+}

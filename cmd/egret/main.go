@@ -1,0 +1,118 @@
+// Command egret is the identity and directory-sync hub with its mail
+// engine: one binary whose subcommands serve, migrate the database, import
+// the OA's org export and manage users. This package only wires the
+// others together.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+
+	"github.com/egretair/egret/directory"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// app carries what every subcommand shares.
+type app struct {
+	configFile string
+	cfg        Config
+	log        *slog.Logger
+	stdout     io.Writer
+	stderr     io.Writer
+	stdin      io.Reader
+}
+
+func main() {
+	a := &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := a.root().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "egret:", err)
+		os.Exit(1)
+	}
+}
+
+func (a *app) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "egret",
+		Short:         "Identity and directory-sync hub with a mail engine",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			cfg, err := loadConfig(configPath(a.configFile), os.Environ())
+			if err != nil {
+				return err
+			}
+			a.cfg = cfg
+			a.log = newLogger(cfg.Log, a.stderr)
+			slog.SetDefault(a.log)
+			return nil
+		},
+	}
+	root.PersistentFlags().StringVar(&a.configFile, "config", "",
+		"TOML configuration file (also EGRET_CONFIG)")
+	root.AddCommand(
+		a.serveCmd(),
+		a.migrateCmd(),
+		a.oaCmd(),
+		a.userCmd(),
+		a.versionCmd(),
+	)
+	return root
+}
+
+// newLogger makes the process logger: JSON unless told otherwise or
+// writing to a terminal.
+func newLogger(c LogConfig, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	format := strings.ToLower(c.Format)
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+			format = "text"
+		}
+	}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// openStore opens the directory and applies the migrations it lacks.
+func (a *app) openStore(ctx context.Context) (*directory.Store, error) {
+	return directory.Open(ctx, a.cfg.Database.URL)
+}
+
+func (a *app) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print egret's version",
+		Args:  cobra.NoArgs,
+		// Printing the version needs no configuration.
+		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := fmt.Fprintf(a.stdout, "egret %s\n", version)
+			return err
+		},
+	}
+}
+
+// errExit is answered by a command that has already said what went wrong
+// and only needs the process to exit non-zero.
+var errExit = errors.New("failed")

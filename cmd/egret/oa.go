@@ -1,0 +1,68 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/oasync"
+)
+
+func (a *app) oaCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "oa",
+		Short: "Synchronise the directory with the OA system",
+	}
+	var dryRun bool
+	imp := &cobra.Command{
+		Use:   "import FILE",
+		Short: "Import a full EKP org export (JSON, or gzipped JSON); - reads standard input",
+		Long: "Import a full snapshot of the OA's organisation, as EKP's export\n" +
+			"service returns it, and print the report as JSON. A snapshot with an\n" +
+			"invalid element is refused whole and changes nothing.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			in := a.stdin
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
+			}
+			s, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+
+			report, err := a.importer(s).ImportSnapshot(cmd.Context(), in, oasync.Options{DryRun: dryRun})
+			var invalid *oasync.InvalidError
+			if errors.As(err, &invalid) {
+				enc := json.NewEncoder(a.stderr)
+				enc.SetIndent("", "  ")
+				enc.Encode(map[string]any{"error": invalid.Error(), "problems": invalid.Problems})
+				return fmt.Errorf("snapshot refused, nothing changed: %d problem(s)", len(invalid.Problems))
+			}
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(a.stdout)
+			enc.SetIndent("", "  ")
+			enc.SetEscapeHTML(false)
+			return enc.Encode(report)
+		},
+	}
+	imp.Flags().BoolVar(&dryRun, "dry-run", false, "plan and report, change nothing")
+	cmd.AddCommand(imp)
+	return cmd
+}
+
+func (a *app) importer(s *directory.Store) *oasync.Importer {
+	return &oasync.Importer{Store: s, Domain: a.cfg.Mail.Domain, Log: a.log}
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/egretair/egret/api"
+	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/mailcore/imapd"
+	"github.com/egretair/egret/mailcore/smtpd"
+	"github.com/egretair/egret/mailcore/store"
+	"github.com/egretair/egret/mailcore/tlsconf"
+	"github.com/egretair/egret/oasync"
+)
+
+// shutdownGrace bounds how long SIGTERM waits for SMTP transactions and
+// HTTP requests in flight.
+const shutdownGrace = 30 * time.Second
+
+func (a *app) serveCmd() *cobra.Command {
+	var importFile string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the node: HTTP API, SMTP and IMAP",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.serve(cmd.Context(), importFile)
+		},
+	}
+	cmd.Flags().StringVar(&importFile, "import", "",
+		"import this OA snapshot before serving (as `egret oa import` does)")
+	return cmd
+}
+
+func (a *app) serve(ctx context.Context, importFile string) error {
+	cfg := a.cfg
+	log := a.log
+	if err := os.MkdirAll(cfg.Node.DataDir, 0o750); err != nil {
+		return fmt.Errorf("data folder: %w", err)
+	}
+
+	dir, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	if cfg.API.BootstrapKey != "" {
+		if _, err := dir.EnsureAPIKey(ctx, "bootstrap", cfg.API.BootstrapKey, []string{directory.ScopeAll}); err != nil {
+			return err
+		}
+	}
+	importer := a.importer(dir)
+	if importFile != "" {
+		if err := a.importAtStart(ctx, importer, importFile); err != nil {
+			return err
+		}
+	}
+
+	tlsConfig, err := tlsconf.LoadOrCreate(cfg.TLS.CertFile, cfg.TLS.KeyFile, cfg.Node.DataDir, cfg.Node.Hostname)
+	if err != nil {
+		return err
+	}
+	mail, err := store.Open(filepath.Join(cfg.Node.DataDir, "mail"), log)
+	if err != nil {
+		return err
+	}
+	defer mail.Close()
+	accounts := mailAccounts{store: dir}
+
+	// Every listener is bound before any is served, so a port in use
+	// stops the start cleanly and /healthz never says ready too early.
+	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	smtpLn, err := net.Listen("tcp", cfg.SMTP.Addr)
+	if err != nil {
+		httpLn.Close()
+		return fmt.Errorf("smtp listener: %w", err)
+	}
+	imapLn, err := net.Listen("tcp", cfg.IMAP.Addr)
+	if err != nil {
+		httpLn.Close()
+		smtpLn.Close()
+		return fmt.Errorf("imap listener: %w", err)
+	}
+
+	apiSrv := &api.Server{Store: dir, Importer: importer, Log: log, MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes}
+	httpSrv := &http.Server{
+		Handler:           apiSrv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	smtpSrv := smtpd.New(smtpd.Config{
+		Domain:          cfg.Mail.Domain,
+		Hostname:        cfg.Node.Hostname,
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
+		TLS:             tlsConfig,
+	}, accounts, mail, log)
+	imapSrv := imapd.New(imapd.Config{TLS: tlsConfig}, accounts, mail, log)
+
+	errc := make(chan error, 3)
+	go func() { errc <- serveErr("http", httpSrv.Serve(httpLn)) }()
+	go func() { errc <- serveErr("smtp", smtpSrv.Serve(smtpLn)) }()
+	go func() { errc <- serveErr("imap", imapSrv.Serve(imapLn)) }()
+	apiSrv.SetReady(true)
+	log.Info("egret started",
+		slog.String("role", cfg.Node.Role),
+		slog.String("version", version),
+		slog.String("http", httpLn.Addr().String()),
+		slog.String("smtp", smtpLn.Addr().String()),
+		slog.String("imap", imapLn.Addr().String()),
+		slog.String("mail_domain", cfg.Mail.Domain))
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", slog.String("cause", "signal"))
+	case runErr = <-errc:
+		log.Error("listener failed, shutting down", slog.Any("err", runErr))
+	}
+	apiSrv.SetReady(false)
+
+	// SMTP first: transactions in flight finish and are stored before
+	// the process exits; new connections are refused meanwhile.
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := smtpSrv.Shutdown(sctx); err != nil {
+		log.Warn("smtp shutdown", slog.Any("err", err))
+	}
+	if err := imapSrv.Close(); err != nil {
+		log.Warn("imap shutdown", slog.Any("err", err))
+	}
+	if err := httpSrv.Shutdown(sctx); err != nil {
+		log.Warn("http shutdown", slog.Any("err", err))
+	}
+	log.Info("egret stopped")
+	return runErr
+}
+
+// serveErr names the listener whose Serve returned. It is read only
+// before shutdown begins, when any return is a failure.
+func serveErr(name string, err error) error {
+	if err == nil || errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return fmt.Errorf("%s: listener closed", name)
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+func (a *app) importAtStart(ctx context.Context, imp *oasync.Importer, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	report, err := imp.ImportSnapshot(ctx, f, oasync.Options{})
+	if err != nil {
+		return fmt.Errorf("import %s: %w", path, err)
+	}
+	a.log.Info("snapshot imported", slog.String("file", path), slog.Any("report", report))
+	return nil
+}

@@ -1,0 +1,108 @@
+package oasync
+
+import (
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// alterTimeLayout is how OA alter times are stored: fixed width, so that
+// comparing two as strings compares them as times.
+const alterTimeLayout = "2006-01-02 15:04:05.000"
+
+// alterTimeInputs are the forms EKP has been seen to send.
+var alterTimeInputs = []string{
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04",
+	"2006-01-02",
+}
+
+// normAlterTime answers an alter time in alterTimeLayout, "" for none,
+// and false when s is not a time.
+func normAlterTime(s string) (string, bool) {
+	if s == "" {
+		return "", true
+	}
+	if len(s) == len(alterTimeLayout) && s[10] == ' ' && s[19] == '.' {
+		if _, err := time.Parse(alterTimeLayout, s); err == nil {
+			return s, true
+		}
+	}
+	for _, layout := range alterTimeInputs {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.Format(alterTimeLayout), true
+		}
+	}
+	return "", false
+}
+
+// normMobile reduces a Chinese mobile number to its digits: "+86 130 2570
+// 7419", "0086-13025707419", "86 13025707419" and "13025707419" all give
+// "13025707419". Numbers of other countries keep their country code,
+// without the "+".
+func normMobile(raw string) string {
+	s := strings.TrimSpace(raw)
+	plus := strings.HasPrefix(s, "+")
+	// "86 130..." with a separator after the 86 is a country prefix too;
+	// "86130..." is caught below by its length.
+	spaced := len(s) > 2 && s[:2] == "86" && !isDigit(s[2])
+
+	digits := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		if isDigit(s[i]) {
+			digits = append(digits, s[i])
+		}
+	}
+	d := string(digits)
+	switch {
+	case plus && strings.HasPrefix(d, "86"), spaced:
+		d = d[2:]
+	case strings.HasPrefix(d, "0086"):
+		d = d[4:]
+	case len(d) == 13 && strings.HasPrefix(d, "861"):
+		d = d[2:]
+	}
+	return d
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// mailRule answers the address the OA's data gives a person, and their
+// alternative address: the OA email when it is on the mail domain, else
+// login@domain, with an email on another domain kept as the alternative.
+// Everything is lower case.
+func mailRule(email, loginLower, domain string) (address, alt string) {
+	email = strings.ToLower(email)
+	local, host, ok := strings.Cut(email, "@")
+	if ok && local != "" && host == domain {
+		return email, ""
+	}
+	if ok && local != "" && host != "" {
+		alt = email
+	}
+	return loginLower + "@" + domain, alt
+}
+
+// validLocalPart reports whether s may stand before the "@" of an address
+// unquoted: RFC 5322 §3.2.3 dot-atom text, widened to UTF-8 as RFC 6531
+// §3.3 allows, so that a login in Chinese is not refused.
+func validLocalPart(s string) bool {
+	if s == "" || len(s) > 64 || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9':
+		case strings.ContainsRune("!#$%&'*+-/=?^_`{|}~.", r):
+		case r >= 0x80 && (unicode.IsLetter(r) || unicode.IsNumber(r) || unicode.IsMark(r)):
+		default:
+			return false
+		}
+	}
+	return true
+}
