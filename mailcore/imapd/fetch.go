@@ -22,7 +22,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 	if len(targets) == 0 {
 		return nil
 	}
-	snap, err := st.Messages(sess.ctx, sess.acct.ID, sel.name)
+	snap, err := st.Messages(sel.ctx, sess.acct.ID, sel.mailbox())
 	if err != nil {
 		return sess.storeError(err, false)
 	}
@@ -40,7 +40,7 @@ func (sess *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, option
 			}
 		}
 		if len(unseen) > 0 {
-			msgs, err := st.StoreFlags(sess.ctx, sess.acct.ID, sel.name, unseen,
+			msgs, err := st.StoreFlags(sel.ctx, sess.acct.ID, sel.mailbox(), unseen,
 				store.FlagsAdd, []string{store.FlagSeen})
 			if err != nil {
 				return sess.storeError(err, false)
@@ -92,7 +92,7 @@ func (sess *session) fetchOne(w *imapserver.FetchWriter, t target, m store.Messa
 	var size int64
 	if needsFile(options) {
 		var err error
-		f, _, err = sess.srv.store.OpenMessage(sess.ctx, sess.acct.ID, sess.sel.name, t.uid)
+		f, _, err = sess.srv.store.OpenMessage(sess.sel.ctx, sess.acct.ID, sess.sel.mailbox(), t.uid)
 		if err != nil {
 			// Expunged meanwhile: the client hears of it at the poll.
 			return nil

@@ -70,6 +70,7 @@ func newDirectory() *directory {
 type env struct {
 	dir      *directory
 	st       *store.Store
+	mailDir  string
 	smtpAddr string
 	imapAddr string
 	tls      *tls.Config
@@ -87,7 +88,8 @@ func startEnv(t testing.TB, wrap func(net.Listener) net.Listener) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{dir: newDirectory(), st: st, tls: tlsCfg}
+	e := &env{dir: newDirectory(), st: st, tls: tlsCfg,
+		mailDir: filepath.Join(data, "mail")}
 
 	sm := smtpd.New(smtpd.Config{Domain: domain, Hostname: "mail.test"}, e.dir, st, log)
 	sln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -29,7 +29,7 @@ const maxSearchText = 4 << 20
 func (sess *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	sel := sess.sel
 	targets := sel.resolve(imap.SeqSet{{Start: 1, Stop: 0}})
-	snap, err := sess.srv.store.Messages(sess.ctx, sess.acct.ID, sel.name)
+	snap, err := sess.srv.store.Messages(sel.ctx, sess.acct.ID, sel.mailbox())
 	if err != nil {
 		return nil, sess.storeError(err, false)
 	}
@@ -224,7 +224,7 @@ func (c *candidate) load() {
 	}
 	c.loaded = true
 	s := c.sess
-	f, _, err := s.srv.store.OpenMessage(s.ctx, s.acct.ID, s.sel.name, c.t.uid)
+	f, _, err := s.srv.store.OpenMessage(s.sel.ctx, s.acct.ID, s.sel.mailbox(), c.t.uid)
 	if err != nil {
 		return
 	}

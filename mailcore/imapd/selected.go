@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"context"
 	"sync"
 
 	"github.com/emersion/go-imap/v2"
@@ -23,23 +24,38 @@ var permanentFlags = []imap.Flag{
 // between the two. The store calls apply with its account locked; no
 // store call is made while mu is held.
 type selected struct {
-	name     string
 	readOnly bool
 	validity uint32
 	origin   *session
+	// ctx is the session's context bound to this mailbox's
+	// UIDVALIDITY: a store call made with it cannot reach another
+	// mailbox that took the name after a RENAME or DELETE elsewhere.
+	ctx context.Context
 
 	mu      sync.Mutex
+	name    string // follows renames made by other sessions
 	uids    []uint32
 	uidNext uint32
 	mbox    *imapserver.MailboxTracker
 	tracker *imapserver.SessionTracker
 	cancel  func()
+	// wake, while the session IDLEs, is signalled after each change
+	// queued for the client.
+	wake chan struct{}
 }
 
 // apply records one store change and queues it for the client.
 func (sel *selected) apply(c store.Change) {
 	sel.mu.Lock()
 	defer sel.mu.Unlock()
+	if sel.wake != nil {
+		defer func() {
+			select {
+			case sel.wake <- struct{}{}:
+			default:
+			}
+		}()
+	}
 	switch c.Kind {
 	case store.Added:
 		sel.uids = append(sel.uids, c.UID)
@@ -50,6 +66,8 @@ func (sel *selected) apply(c store.Change) {
 			sel.uids = append(sel.uids[:i], sel.uids[i+1:]...)
 			sel.mbox.QueueExpunge(uint32(i + 1))
 		}
+	case store.Renamed:
+		sel.name = c.Mailbox
 	case store.FlagsChanged:
 		// The session answers its own STORE and FETCH itself.
 		if c.Origin == sel.origin {
@@ -59,6 +77,13 @@ func (sel *selected) apply(c store.Change) {
 			sel.mbox.QueueMessageFlags(uint32(i+1), imap.UID(c.UID), toFlags(c.Flags), nil)
 		}
 	}
+}
+
+// mailbox answers the selected mailbox's current name.
+func (sel *selected) mailbox() string {
+	sel.mu.Lock()
+	defer sel.mu.Unlock()
+	return sel.name
 }
 
 // indexLocked answers the position of uid in the view, or -1.
@@ -184,6 +209,7 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	}
 	sel.name, sel.validity, sel.uidNext, sel.cancel =
 		snap.Mailbox, snap.UIDValidity, snap.UIDNext, cancel
+	sel.ctx = store.WithUIDValidity(sess.ctx, snap.UIDValidity)
 	firstUnseen := uint32(0)
 	for i, m := range snap.Messages {
 		sel.uids = append(sel.uids, m.UID)
@@ -194,7 +220,9 @@ func (sess *session) Select(name string, options *imap.SelectOptions) (*imap.Sel
 	sel.mbox = imapserver.NewMailboxTracker(uint32(len(sel.uids)))
 	sel.tracker = sel.mbox.NewSession()
 	sel.mu.Unlock()
+	sess.selMu.Lock()
 	sess.sel = sel
+	sess.selMu.Unlock()
 
 	var list *imap.ListData
 	if sess.conn.EnabledCaps().Has(imap.CapIMAP4rev2) {
@@ -230,11 +258,13 @@ func (sess *session) Unselect() error {
 
 // unselect stops watching the selected mailbox.
 func (sess *session) unselect() {
+	sess.selMu.Lock()
 	sel := sess.sel
+	sess.sel = nil
+	sess.selMu.Unlock()
 	if sel == nil {
 		return
 	}
-	sess.sel = nil
 	sel.cancel()
 	sel.tracker.Close()
 }
@@ -249,11 +279,37 @@ func (sess *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 
 // Idle writes changes as they happen until stop is closed.
 func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if sess.sel == nil {
+	sess.selMu.Lock()
+	sel := sess.sel
+	sess.selMu.Unlock()
+	if sel == nil {
 		<-stop
 		return nil
 	}
-	return sess.sel.tracker.Idle(w, stop)
+
+	// go-imap's SessionTracker.Idle listens only from the moment it
+	// starts, after the continuation request went out: a change made
+	// in between stayed unsent until the next one. Here the wake-up
+	// is in place before the first poll, so nothing falls between.
+	wake := make(chan struct{}, 1)
+	sel.mu.Lock()
+	sel.wake = wake
+	sel.mu.Unlock()
+	defer func() {
+		sel.mu.Lock()
+		sel.wake = nil
+		sel.mu.Unlock()
+	}()
+	for {
+		if err := sel.tracker.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-wake:
+		case <-stop:
+			return nil
+		}
+	}
 }
 
 // readOnlyError refuses a change in an EXAMINEd mailbox.
@@ -285,7 +341,7 @@ func (sess *session) Expunge(w *imapserver.ExpungeWriter, uids *imap.UIDSet) err
 			return nil
 		}
 	}
-	_, err := sess.srv.store.Expunge(sess.ctx, sess.acct.ID, sel.name, only)
+	_, err := sess.srv.store.Expunge(sel.ctx, sess.acct.ID, sel.mailbox(), only)
 	return sess.storeError(err, false)
 }
 
@@ -310,7 +366,7 @@ func (sess *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags 
 		imap.StoreFlagsAdd: store.FlagsAdd,
 		imap.StoreFlagsDel: store.FlagsRemove,
 	}[flags.Op]
-	msgs, err := sess.srv.store.StoreFlags(sess.ctx, sess.acct.ID, sel.name, uids, op, fromFlags(flags.Flags))
+	msgs, err := sess.srv.store.StoreFlags(sel.ctx, sess.acct.ID, sel.mailbox(), uids, op, fromFlags(flags.Flags))
 	if err != nil {
 		return sess.storeError(err, false)
 	}
@@ -348,7 +404,7 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 	for _, t := range sel.resolve(numSet) {
 		uids = append(uids, t.uid)
 	}
-	res, err := sess.srv.store.Copy(sess.ctx, sess.acct.ID, sel.name, uids, dest)
+	res, err := sess.srv.store.Copy(sel.ctx, sess.acct.ID, sel.mailbox(), uids, dest)
 	if err != nil {
 		return nil, sess.storeError(err, true)
 	}
@@ -369,7 +425,7 @@ func (sess *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest str
 	for _, t := range sel.resolve(numSet) {
 		uids = append(uids, t.uid)
 	}
-	res, err := sess.srv.store.Move(sess.ctx, sess.acct.ID, sel.name, uids, dest)
+	res, err := sess.srv.store.Move(sel.ctx, sess.acct.ID, sel.mailbox(), uids, dest)
 	if err != nil {
 		return sess.storeError(err, true)
 	}

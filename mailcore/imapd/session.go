@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -22,7 +23,11 @@ type session struct {
 	// flag changes are not echoed back to it.
 	ctx  context.Context
 	acct *mailcore.Account
-	sel  *selected
+	// sel is the selected mailbox. Commands run one at a time, but an
+	// IDLE whose connection drops goes on in go-imap's goroutine while
+	// Close runs: selMu guards the field for the two.
+	selMu sync.Mutex
+	sel   *selected
 }
 
 var _ imapserver.SessionIMAP4rev2 = (*session)(nil)
@@ -180,6 +185,25 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 		exists[b.Name] = b
 		names = append(names, b.Name)
 	}
+	// A level whose mailbox was deleted while it had children still
+	// leads to them: '%' returns it as \NonExistent, or a client
+	// that walks the tree level by level never finds the children
+	// (RFC 9051 §6.3.9, RFC 5258 §3).
+	implied := make(map[string]bool)
+	for _, b := range boxes {
+		for i := strings.IndexByte(b.Name, store.Delim); i >= 0; {
+			parent := b.Name[:i]
+			if _, ok := exists[parent]; !ok && !implied[parent] {
+				implied[parent] = true
+				names = append(names, parent)
+			}
+			j := strings.IndexByte(b.Name[i+1:], store.Delim)
+			if j < 0 {
+				break
+			}
+			i += 1 + j
+		}
+	}
 	if options.SelectSubscribed {
 		names = nil
 		for _, n := range subs {
@@ -189,6 +213,10 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 
 	for _, name := range names {
 		match := slices.ContainsFunc(patterns, func(p string) bool {
+			if implied[name] && strings.Contains(p, "*") {
+				// "*" lists the children themselves.
+				return false
+			}
 			return imapserver.MatchList(name, store.Delim, ref, p)
 		})
 		if !match {
@@ -196,11 +224,16 @@ func (sess *session) List(w *imapserver.ListWriter, ref string, patterns []strin
 		}
 		info, ok := exists[name]
 		data := &imap.ListData{Delim: store.Delim, Mailbox: name}
-		if !ok {
+		children := hasChildren(name, boxes)
+		switch {
+		case !ok && children:
+			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent,
+				imap.MailboxAttrHasChildren)
+		case !ok:
 			data.Attrs = append(data.Attrs, imap.MailboxAttrNonExistent)
-		} else if hasChildren(name, boxes) {
+		case children:
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
-		} else {
+		default:
 			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
 		}
 		if info.SpecialUse != "" {

@@ -53,6 +53,7 @@ var accounts = directory{
 }
 
 type fixture struct {
+	dir  string
 	st   *store.Store
 	srv  *Server
 	addr string
@@ -62,7 +63,8 @@ type fixture struct {
 func start(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	st, err := store.Open(t.TempDir(), log)
+	dir := t.TempDir()
+	st, err := store.Open(dir, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +84,7 @@ func start(t testing.TB, cfg Config) *fixture {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &fixture{st: st, srv: srv, addr: ln.Addr().String(), tls: cfg.TLS}
+	return &fixture{dir: dir, st: st, srv: srv, addr: ln.Addr().String(), tls: cfg.TLS}
 }
 
 func dial(t testing.TB, f *fixture) *smtp.Client {

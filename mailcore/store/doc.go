@@ -15,6 +15,7 @@
 //	    subscriptions                    subscribed mailbox names, one a line
 //	    mailboxes/<escaped-name>/
 //	      uidstate                       UIDVALIDITY and UIDNEXT
+//	      uidvalidity                    UIDVALIDITY, written once
 //	      keywords                       JSON: UID -> keywords
 //	      tmp/                           files being written
 //	      new/U<uid>.<unix>.<unique>,S=<size>
@@ -30,7 +31,10 @@
 //
 // The in-memory index of an account is derived data: it is built from the
 // file names when the account is first used, keeping every UID and the
-// UIDVALIDITY, so clients download nothing again. Files dropped into a
+// UIDVALIDITY, so clients download nothing again. A damaged uidstate
+// gives what it still can; the UIDVALIDITY is then taken from the
+// mailbox's uidvalidity file, and only when both are lost is a new one
+// handed out. Files dropped into a
 // mailbox by another Maildir writer are given the next UIDs at that time.
 //
 // # Durability

@@ -156,6 +156,9 @@ func (s *Store) createMailbox(a *account, name string) (*mailbox, error) {
 	if err := m.saveState(); err != nil {
 		return nil, err
 	}
+	if err := m.saveValidityOnce(); err != nil {
+		return nil, err
+	}
 	if err := syncDir(filepath.Dir(dir)); err != nil {
 		return nil, err
 	}
@@ -196,6 +199,7 @@ func (s *Store) Delete(ctx context.Context, accountID, name string) error {
 	for i := len(m.msgs) - 1; i >= 0; i-- {
 		m.notify(Change{Kind: Expunged, UID: m.msgs[i].uid})
 	}
+	m.notify(Change{Kind: Deleted})
 	m.watchers = nil
 	return nil
 }
@@ -225,6 +229,15 @@ func (s *Store) Rename(ctx context.Context, accountID, oldName, newName string) 
 	}
 
 	if m.name == Inbox {
+		// The new mailbox's parents first, as CREATE would make them.
+		parts := strings.Split(newName, "/")
+		for i := 1; i < len(parts); i++ {
+			if n := strings.Join(parts[:i], "/"); a.boxes[n] == nil {
+				if _, err := s.createMailbox(a, n); err != nil {
+					return err
+				}
+			}
+		}
 		dst, err := s.createMailbox(a, newName)
 		if err != nil {
 			return err
@@ -261,6 +274,7 @@ func (s *Store) Rename(ctx context.Context, accountID, oldName, newName string) 
 		delete(a.boxes, r[0])
 		box.name, box.dir = r[1], dir
 		a.boxes[r[1]] = box
+		box.notify(Change{Kind: Renamed, Mailbox: r[1]})
 	}
 	if err := syncDir(filepath.Join(a.dir, "mailboxes")); err != nil {
 		return err

@@ -76,7 +76,7 @@ func (s *Store) Messages(ctx context.Context, accountID, mailbox string) (Snapsh
 		return Snapshot{}, err
 	}
 	defer a.mu.Unlock()
-	m, err := a.mailbox(mailbox)
+	m, err := a.source(ctx, mailbox)
 	if err != nil {
 		return Snapshot{}, err
 	}
@@ -145,6 +145,9 @@ func (s *Store) deliverOne(ctx context.Context, acct, unique, spool string, size
 	// The file is in new/; syncing the folder makes the entry durable,
 	// and only then is the delivery reported done.
 	if err := syncDir(filepath.Join(m.dir, "new")); err != nil {
+		// Not in the index, the file must not stay either: the next
+		// delivery would be given its name and overwrite it.
+		os.Remove(m.path(msg))
 		return Delivery{}, fmt.Errorf("store: account %s: %w", acct, err)
 	}
 	m.next++
@@ -223,7 +226,7 @@ func (s *Store) OpenMessage(ctx context.Context, accountID, mailbox string, uid 
 		return nil, Message{}, err
 	}
 	defer a.mu.Unlock()
-	m, err := a.mailbox(mailbox)
+	m, err := a.source(ctx, mailbox)
 	if err != nil {
 		return nil, Message{}, err
 	}
@@ -246,7 +249,7 @@ func (s *Store) StoreFlags(ctx context.Context, accountID, mailbox string, uids 
 		return nil, err
 	}
 	defer a.mu.Unlock()
-	m, err := a.mailbox(mailbox)
+	m, err := a.source(ctx, mailbox)
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +302,7 @@ func (s *Store) Copy(ctx context.Context, accountID, src string, uids []uint32, 
 		return CopyResult{}, err
 	}
 	defer a.mu.Unlock()
-	from, err := a.mailbox(src)
+	from, err := a.source(ctx, src)
 	if err != nil {
 		return CopyResult{}, err
 	}
@@ -324,7 +327,12 @@ func (s *Store) Copy(ctx context.Context, accountID, src string, uids []uint32, 
 		msg.name.info, msg.name.flags = true, old.flags.letters
 		err := placeFile(from.path(old), to.path(msg), filepath.Join(to.dir, "tmp"))
 		if err != nil {
-			return res, fmt.Errorf("store: account %s: copy: %w", accountID, err)
+			// COPY fails as a whole (RFC 9051 §6.4.7): the copies
+			// made so far go, or they would appear at the next start.
+			for _, c := range added {
+				os.Remove(to.path(c))
+			}
+			return CopyResult{}, fmt.Errorf("store: account %s: copy: %w", accountID, err)
 		}
 		to.next++
 		added = append(added, msg)
@@ -365,7 +373,7 @@ func (s *Store) Move(ctx context.Context, accountID, src string, uids []uint32, 
 		return CopyResult{}, err
 	}
 	defer a.mu.Unlock()
-	from, err := a.mailbox(src)
+	from, err := a.source(ctx, src)
 	if err != nil {
 		return CopyResult{}, err
 	}
@@ -400,7 +408,11 @@ func (s *Store) moveLocked(ctx context.Context, a *account, from, to *mailbox, u
 		msg.name.uid = msg.uid
 		msg.name.info, msg.name.flags = true, old.flags.letters
 		if err := os.Rename(from.path(old), to.path(msg)); err != nil {
+			// The files moved so far are in to's folder: the index
+			// must say so on both sides, or they vanish from view
+			// until the next start.
 			s.finishMove(ctx, from, moved)
+			to.addMessages(ctx, added)
 			return res, fmt.Errorf("store: account %s: move: %w", a.id, err)
 		}
 		to.next++
@@ -459,17 +471,27 @@ func (s *Store) Expunge(ctx context.Context, accountID, mailbox string, uids []u
 		return nil, err
 	}
 	defer a.mu.Unlock()
-	m, err := a.mailbox(mailbox)
+	m, err := a.source(ctx, mailbox)
 	if err != nil {
 		return nil, err
 	}
 
+	// A set, not a scan of uids per message: UID EXPUNGE 1:* in a
+	// mailbox of 100,000 messages would otherwise take 10^10 steps
+	// with the account locked.
+	var only map[uint32]bool
+	if uids != nil {
+		only = make(map[uint32]bool, len(uids))
+		for _, uid := range uids {
+			only[uid] = true
+		}
+	}
 	var gone []*message
 	for _, msg := range m.msgs {
 		if !msg.flags.has(FlagDeleted) {
 			continue
 		}
-		if uids != nil && !slices.Contains(uids, msg.uid) {
+		if only != nil && !only[msg.uid] {
 			continue
 		}
 		gone = append(gone, msg)

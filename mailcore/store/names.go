@@ -1,6 +1,8 @@
 package store
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"strconv"
@@ -274,19 +276,33 @@ func parseFileName(s string) (fileName, bool) {
 	return n, true
 }
 
-// uniquePart makes a delivery id safe for a file name: only letters,
-// digits, '-' and '_' are kept.
+// uniquePart makes a delivery id safe for a file name. Letters, digits
+// and '-' stay; every other byte, '_' included, is written as _XX, so two
+// different ids never share a file name part: a shared part would make
+// the second delivery look like a duplicate of the first and drop it. An
+// id whose part would exceed maxUniqueID is replaced by a SHA-256 digest,
+// marked "_h", which no escape produces.
 func uniquePart(prefix, id string) string {
 	b := []byte(prefix)
-	for i := 0; i < len(id) && i < 64; i++ {
+	for i := 0; i < len(id); i++ {
 		c := id[i]
 		switch {
 		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z',
-			c >= '0' && c <= '9', c == '-', c == '_':
+			c >= '0' && c <= '9', c == '-':
 			b = append(b, c)
 		default:
-			b = append(b, '_')
+			b = append(b, '_', hexDigits[c>>4], hexDigits[c&15])
 		}
+	}
+	if len(b)-len(prefix) > maxUniqueID {
+		sum := sha256.Sum256([]byte(id))
+		return prefix + "_h" + hex.EncodeToString(sum[:])
 	}
 	return string(b)
 }
+
+// maxUniqueID bounds the delivery id part of a file name, well inside
+// the 255 bytes a file name may have.
+const maxUniqueID = 96
+
+const hexDigits = "0123456789ABCDEF"

@@ -187,6 +187,12 @@ func (s *Store) load(a *account) error {
 	if err := os.MkdirAll(boxesDir, 0o700); err != nil {
 		return fmt.Errorf("store: account %s: %w", a.id, err)
 	}
+	// The account's folder must itself survive a crash before the
+	// first message acknowledged into it does; later writes sync only
+	// the folders below.
+	if err := syncDir(filepath.Dir(a.dir)); err != nil {
+		return fmt.Errorf("store: account %s: %w", a.id, err)
+	}
 	a.boxes = make(map[string]*mailbox)
 	a.subs = make(map[string]bool)
 
@@ -201,6 +207,15 @@ func (s *Store) load(a *account) error {
 		return fmt.Errorf("store: account %s: %w", a.id, err)
 	}
 	for _, e := range entries {
+		if e.IsDir() && strings.HasPrefix(e.Name(), ".deleted-") {
+			// A DELETE whose removal a crash or an error cut short:
+			// the mailbox is gone already, its files take space.
+			if err := os.RemoveAll(filepath.Join(boxesDir, e.Name())); err != nil {
+				s.log.Warn("deleted mailbox not removed", "account", a.id,
+					"folder", e.Name(), "err", err)
+			}
+			continue
+		}
 		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
@@ -265,16 +280,30 @@ func (s *Store) loadMailbox(a *account, name, dir string) (*mailbox, error) {
 		os.Remove(filepath.Join(dir, "tmp", e.Name()))
 	}
 
-	haveState := false
-	if b, err := os.ReadFile(filepath.Join(dir, "uidstate")); err == nil {
-		var v, n uint32
-		_, err := fmt.Sscanf(string(b), "egret-uidstate 1\nuidvalidity %d\nuidnext %d\n", &v, &n)
-		if err == nil && v != 0 && n != 0 {
-			m.validity, m.next, m.savedNext = v, n, n
-			haveState = true
-		} else {
-			s.log.Warn("uidstate unreadable, rebuilt", "account", a.id,
-				"mailbox", name)
+	// An unreadable uidstate is not a missing one: rebuilding it would
+	// hand out a new UIDVALIDITY and make every client download the
+	// mailbox again because of a passing I/O error.
+	b, err := os.ReadFile(filepath.Join(dir, "uidstate"))
+	if err != nil && !isNotExist(err) {
+		return nil, fmt.Errorf("store: account %s: %w", a.id, err)
+	}
+	v, n := parseState(b)
+	haveState := v != 0 && n != 0
+	m.validity, m.next, m.savedNext = v, n, n
+	if err == nil && !haveState {
+		s.log.Warn("uidstate damaged, rebuilt from files", "account", a.id,
+			"mailbox", name)
+	}
+	if m.validity == 0 {
+		// uidvalidity is written once, when the mailbox gets its
+		// UIDVALIDITY, so damage to uidstate does not reach it.
+		b, err := os.ReadFile(filepath.Join(dir, "uidvalidity"))
+		if err != nil && !isNotExist(err) {
+			return nil, fmt.Errorf("store: account %s: %w", a.id, err)
+		}
+		v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32)
+		if err == nil && v != 0 {
+			m.validity = uint32(v)
 		}
 	}
 
@@ -346,15 +375,27 @@ func (s *Store) loadMailbox(a *account, name, dir string) (*mailbox, error) {
 		for _, msg := range m.msgs {
 			msg.flags.keywords = kw[msg.uid]
 		}
+		// Keywords name UIDs that may have been expunged since: none of
+		// them may come back.
+		//
+		// Not yet: when uidstate is lost, UIDs above every file and every
+		// keyword that were expunged can be handed out again under the
+		// same UIDVALIDITY; a client that cached them shows stale mail.
+		for uid := range kw {
+			m.next = max(m.next, uid+1)
+		}
 	}
 
-	if !haveState {
+	if m.validity == 0 {
 		m.validity = a.nextValidity()
 		if err := a.saveValidity(); err != nil {
 			return nil, err
 		}
 		s.log.Info("mailbox index rebuilt", "account", a.id,
 			"mailbox", name, "messages", len(m.msgs))
+	}
+	if err := m.saveValidityOnce(); err != nil {
+		return nil, err
 	}
 	for _, rel := range foreign {
 		if err := s.adopt(a, m, rel); err != nil {
@@ -430,6 +471,45 @@ func (a *account) uniqueName(prefix string) string {
 	var b [6]byte
 	rand.Read(b[:])
 	return prefix + strconv.FormatUint(a.seq, 36) + hex.EncodeToString(b[:])
+}
+
+// parseState reads a uidstate file. It answers zero for what it cannot
+// read: a damaged file may still give UIDVALIDITY.
+func parseState(b []byte) (validity, next uint32) {
+	lines := strings.Split(string(b), "\n")
+	if len(lines) == 0 || lines[0] != "egret-uidstate 1" {
+		return 0, 0
+	}
+	// A line counts only with its line end: a number cut short is
+	// not the number that was written.
+	for _, line := range lines[1 : len(lines)-1] {
+		key, val, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseUint(val, 10, 32)
+		if err != nil || v == 0 {
+			continue
+		}
+		switch key {
+		case "uidvalidity":
+			validity = uint32(v)
+		case "uidnext":
+			next = uint32(v)
+		}
+	}
+	return validity, next
+}
+
+// saveValidityOnce writes the mailbox's uidvalidity file unless it holds
+// the current value already.
+func (m *mailbox) saveValidityOnce() error {
+	path := filepath.Join(m.dir, "uidvalidity")
+	want := strconv.FormatUint(uint64(m.validity), 10) + "\n"
+	if b, err := os.ReadFile(path); err == nil && string(b) == want {
+		return nil
+	}
+	return writeFileSynced(path, []byte(want))
 }
 
 // saveState writes UIDVALIDITY and UIDNEXT, synced.

@@ -1,8 +1,10 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -73,8 +75,14 @@ func writeTemp(dir, name string, r io.Reader) (string, int64, error) {
 // system allows, else by a synced copy renamed into place. The caller
 // syncs dst's folder.
 func placeFile(src, dst, tmpDir string) error {
-	if err := os.Link(src, dst); err == nil {
+	err := os.Link(src, dst)
+	switch {
+	case err == nil:
 		return nil
+	case errors.Is(err, fs.ErrExist):
+		// Never replace a message file: the copy below would rename
+		// over it.
+		return fmt.Errorf("store: link %s: %w", dst, err)
 	}
 	in, err := os.Open(src)
 	if err != nil {

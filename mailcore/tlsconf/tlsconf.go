@@ -48,7 +48,12 @@ func LoadOrCreate(certFile, keyFile, dataDir, hostname string) (*tls.Config, err
 		dir := filepath.Join(dataDir, "tls")
 		certFile = filepath.Join(dir, SelfSignedCert)
 		keyFile = filepath.Join(dir, SelfSignedKey)
-		if _, err := os.Stat(certFile); errors.Is(err, os.ErrNotExist) {
+		// Either file missing means the pair was never finished (a
+		// crash between the two writes): make a new one rather than
+		// refuse to start until an operator steps in.
+		_, certErr := os.Stat(certFile)
+		_, keyErr := os.Stat(keyFile)
+		if errors.Is(certErr, os.ErrNotExist) || errors.Is(keyErr, os.ErrNotExist) {
 			if err := createSelfSigned(certFile, keyFile, hostname); err != nil {
 				return nil, err
 			}
@@ -80,7 +85,13 @@ func createSelfSigned(certFile, keyFile, hostname string) error {
 	}
 
 	names := []string{"localhost"}
-	if hostname != "" && hostname != "localhost" {
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	switch ip := net.ParseIP(hostname); {
+	case ip != nil:
+		// An address goes in the IP SANs: clients do not match an
+		// address against DNS names (RFC 5280 §4.2.1.6).
+		ips = append(ips, ip)
+	case hostname != "" && hostname != "localhost":
 		names = append([]string{hostname}, names...)
 	}
 	tmpl := &x509.Certificate{
@@ -91,7 +102,7 @@ func createSelfSigned(certFile, keyFile, hostname string) error {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		DNSNames:     names,
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		IPAddresses:  ips,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
@@ -133,6 +144,17 @@ func writeFile(path string, data []byte, mode os.FileMode) error {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("tlsconf: %w", err)
+	}
+
+	// The rename is durable only once the folder is synced; the key
+	// must be on disk before the certificate that needs it.
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("tlsconf: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("tlsconf: sync %s: %w", filepath.Dir(path), err)
 	}
 	return nil
 }

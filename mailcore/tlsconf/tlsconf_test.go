@@ -72,3 +72,32 @@ func TestOnlyOneFileConfiguredIsAnError(t *testing.T) {
 		t.Error("want an error when the key file is missing from the configuration")
 	}
 }
+
+func TestHalfWrittenPairIsMadeAgain(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadOrCreate("", "", dir, "mx.example"); err != nil {
+		t.Fatal(err)
+	}
+	// A crash after the certificate but before the key reached disk.
+	os.Remove(filepath.Join(dir, "tls", SelfSignedKey))
+	if _, err := LoadOrCreate("", "", dir, "mx.example"); err != nil {
+		t.Fatalf("start after a half-written pair: %v", err)
+	}
+}
+
+func TestHostnameThatIsAnAddressIsAnIPName(t *testing.T) {
+	cfg, err := LoadOrCreate("", "", t.TempDir(), "192.0.2.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := leaf.VerifyHostname("192.0.2.7"); err != nil {
+		t.Errorf("certificate does not cover its address: %v", err)
+	}
+	if slices.Contains(leaf.DNSNames, "192.0.2.7") {
+		t.Errorf("address listed as a DNS name: %v", leaf.DNSNames)
+	}
+}
