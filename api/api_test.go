@@ -195,7 +195,7 @@ func TestPasswordChangeThroughTheAPI(t *testing.T) {
 
 func TestErrorsAreJSONWithTheRightStatus(t *testing.T) {
 	ts, store := newServer(t, "sqlite")
-	_, readOnly, err := store.CreateAPIKey(context.Background(), "reader", []string{"users:read"})
+	_, readOnly, err := store.CreateAPIKey(context.Background(), "reader", []string{"directory:read"})
 	if err != nil {
 		t.Fatal(err)
 	}

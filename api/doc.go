@@ -5,10 +5,10 @@
 // checked against their SHA-256 digests in the directory, and each route
 // needs one scope:
 //
-//	users:read     GET  /api/v1/users, /api/v1/users/{id}
-//	users:write    POST /api/v1/users/{id}/password
-//	orgunits:read  GET  /api/v1/orgunits/{id}
-//	oa:sync        POST /api/v1/oa/snapshot
+//	directory:read   GET  /api/v1/users, /api/v1/users/{id},
+//	                      /api/v1/orgunits/{id}
+//	directory:write  POST /api/v1/users/{id}/password
+//	oa:sync          POST /api/v1/oa/snapshot
 //
 // A key with scope "*" may do everything. Errors are JSON objects of the
 // form {"error": {"code": "...", "message": "..."}} with a status code

@@ -41,10 +41,10 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 
-	mux.Handle("GET /api/v1/users", s.scoped("users:read", s.listUsers))
-	mux.Handle("GET /api/v1/users/{id}", s.scoped("users:read", s.getUser))
-	mux.Handle("POST /api/v1/users/{id}/password", s.scoped("users:write", s.setPassword))
-	mux.Handle("GET /api/v1/orgunits/{id}", s.scoped("orgunits:read", s.getOrgUnit))
+	mux.Handle("GET /api/v1/users", s.scoped("directory:read", s.listUsers))
+	mux.Handle("GET /api/v1/users/{id}", s.scoped("directory:read", s.getUser))
+	mux.Handle("POST /api/v1/users/{id}/password", s.scoped("directory:write", s.setPassword))
+	mux.Handle("GET /api/v1/orgunits/{id}", s.scoped("directory:read", s.getOrgUnit))
 	mux.Handle("POST /api/v1/oa/snapshot", s.scoped("oa:sync", s.importSnapshot))
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
@@ -91,7 +91,9 @@ func (s *Server) scoped(scope string, h http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusForbidden, codeForbidden, "the API key lacks scope "+scope)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), keyContext{}, key)))
+		ctx := context.WithValue(r.Context(), keyContext{}, key)
+		ctx = directory.WithActor(ctx, "api:"+key.Name)
+		h(w, r.WithContext(ctx))
 	})
 }
 

@@ -148,8 +148,9 @@ type GroupMember struct {
 	MemberID   string `gorm:"primaryKey"`
 }
 
-// Change is one row of the change log. Data is the record as it stands
-// after the change, in JSON.
+// Change is one row of the change log, which is also the audit trail.
+// Data is the record as it stands after the change, in JSON; Before is
+// the record as it was (nil for a creation or where unknown).
 type Change struct {
 	Seq      int64 `gorm:"primaryKey;autoIncrement"`
 	At       time.Time
@@ -157,6 +158,10 @@ type Change struct {
 	EntityID string
 	Op       string
 	Data     string
+	Before   *string `gorm:"column:before_data"`
+	// Actor says who made the change: "api:<key name>", "cli:<user>",
+	// "oa:<source>". See WithActor.
+	Actor string
 }
 
 // TableName tells gorm the table's name.

@@ -190,7 +190,8 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // LogChange appends one change to the log within tx. record is the state
-// after the change and is stored as JSON.
+// after the change and is stored as JSON. The actor is taken from the
+// transaction's context (WithActor).
 func LogChange(tx *gorm.DB, entity, entityID, op string, record any) error {
 	data, err := json.Marshal(record)
 	if err != nil {
@@ -202,6 +203,7 @@ func LogChange(tx *gorm.DB, entity, entityID, op string, record any) error {
 		EntityID: entityID,
 		Op:       op,
 		Data:     string(data),
+		Actor:    ActorFrom(tx.Statement.Context),
 	}
 	if err := tx.Create(&c).Error; err != nil {
 		return fmt.Errorf("directory: change log: %w", err)
@@ -209,10 +211,17 @@ func LogChange(tx *gorm.DB, entity, entityID, op string, record any) error {
 	return nil
 }
 
-// LogChanges appends many changes at once, in the order given.
+// LogChanges appends many changes at once, in the order given. A change
+// without an actor gets the one of the transaction's context.
 func LogChanges(tx *gorm.DB, changes []Change) error {
 	if len(changes) == 0 {
 		return nil
+	}
+	actor := ActorFrom(tx.Statement.Context)
+	for i := range changes {
+		if changes[i].Actor == "" {
+			changes[i].Actor = actor
+		}
 	}
 	if err := tx.CreateInBatches(changes, 500).Error; err != nil {
 		return fmt.Errorf("directory: change log: %w", err)

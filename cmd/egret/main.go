@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"os/user"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -37,6 +39,7 @@ type app struct {
 func main() {
 	a := &app{stdout: os.Stdout, stderr: os.Stderr, stdin: os.Stdin}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx = directory.WithActor(ctx, "cli:"+osUser())
 	defer stop()
 	if err := a.root().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "egret:", err)
@@ -116,3 +119,12 @@ func (a *app) versionCmd() *cobra.Command {
 // errExit is answered by a command that has already said what went wrong
 // and only needs the process to exit non-zero.
 var errExit = errors.New("failed")
+
+// osUser names the operating-system user running the command, for the
+// change log.
+func osUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(os.Getuid())
+}
