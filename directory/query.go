@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // User is a person with their account and posts, as the API shows them.
@@ -79,10 +80,18 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, int64, err
 	return users, total, err
 }
 
-// GetUser answers the user with this person id.
+// GetUser answers the user that id names: a person id, an OA id or a
+// login (compared without regard to case), tried in that order.
 func (s *Store) GetUser(ctx context.Context, id string) (*User, error) {
 	var p Person
-	err := s.db.WithContext(ctx).Where("id = ?", id).Take(&p).Error
+	err := s.db.WithContext(ctx).
+		Where("id = ? OR oa_id = ? OR login_lower = ?", id, id, strings.ToLower(id)).
+		Order(clause.OrderBy{Expression: clause.Expr{
+			SQL:                "CASE WHEN id = ? THEN 0 WHEN oa_id = ? THEN 1 ELSE 2 END",
+			Vars:               []any{id, id},
+			WithoutParentheses: true,
+		}}).
+		Take(&p).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return nil, ErrNotFound
 	}

@@ -105,3 +105,37 @@ func TestParseURLRefusesUnknownSchemes(t *testing.T) {
 		}
 	}
 }
+
+func TestGetUserByIDOAIDOrLogin(t *testing.T) {
+	for _, dialect := range dirtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			s := dirtest.Open(t, dialect)
+			ctx := context.Background()
+			oaID := "6513270e269e0d37f2a74de452e6b438"
+			p := directory.Person{
+				ID: directory.NewID(), OAID: &oaID, Kind: directory.PersonStaff,
+				Login: "LiNa", LoginLower: "lina", DisplayName: "李娜", Status: directory.PersonActive,
+			}
+			// A second person whose login is the first one's egret id
+			// must not shadow the first when looked up by that id.
+			q := directory.Person{
+				ID: directory.NewID(), Kind: directory.PersonStaff,
+				Login: p.ID, LoginLower: p.ID, DisplayName: "影子", Status: directory.PersonActive,
+			}
+			for _, rec := range []any{&p, &q} {
+				if err := s.DB().Create(rec).Error; err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, key := range []string{p.ID, oaID, "lina", "LINA"} {
+				u, err := s.GetUser(ctx, key)
+				if err != nil || u.ID != p.ID {
+					t.Errorf("GetUser(%q) = %v, %v; want %s", key, u, err, p.ID)
+				}
+			}
+			if _, err := s.GetUser(ctx, "nobody"); !errors.Is(err, directory.ErrNotFound) {
+				t.Errorf("unknown user: %v", err)
+			}
+		})
+	}
+}

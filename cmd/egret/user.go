@@ -10,6 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/egretair/egret/directory"
 )
 
 func (a *app) userCmd() *cobra.Command {
@@ -38,6 +40,9 @@ func (a *app) userCmd() *cobra.Command {
 			}
 			a.log.Info("password changed", slog.String("account", acct.ID), slog.String("via", "cli"))
 			fmt.Fprintf(a.stdout, "password set for %s\n", acct.Address)
+			if acct.Status != directory.AccountEnabled {
+				fmt.Fprintf(a.stdout, "note: the account is %s; it cannot log in until it is enabled\n", acct.Status)
+			}
 			return nil
 		},
 	}
