@@ -23,6 +23,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/egretair/egret/mailcore"
+	"github.com/egretair/egret/mailcore/lmtp"
+	"github.com/egretair/egret/mailcore/queue"
 	"github.com/egretair/egret/mailcore/smtpd"
 	"github.com/egretair/egret/mailcore/store"
 	"github.com/egretair/egret/mailcore/tlsconf"
@@ -70,6 +72,7 @@ func newDirectory() *directory {
 type env struct {
 	dir      *directory
 	st       *store.Store
+	q        *queue.Queue
 	mailDir  string
 	smtpAddr string
 	imapAddr string
@@ -91,7 +94,26 @@ func startEnv(t testing.TB, wrap func(net.Listener) net.Listener) *env {
 	e := &env{dir: newDirectory(), st: st, tls: tlsCfg,
 		mailDir: filepath.Join(data, "mail")}
 
-	sm := smtpd.New(smtpd.Config{Domain: domain, Hostname: "mail.test"}, e.dir, st, log)
+	// SMTP writes into the queue, which delivers over LMTP.
+	sock := filepath.Join(data, "lmtp.sock")
+	lln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lm := lmtp.NewServer(lmtp.Config{}, e.dir, st, log)
+	go lm.Serve(lln)
+	q, err := queue.Open(queue.Config{Dir: filepath.Join(data, "queue")},
+		&lmtp.Client{Addr: "unix:" + sock}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Start()
+	e.q = q
+	t.Cleanup(func() {
+		q.Close()
+		lm.Close()
+	})
+	sm := smtpd.New(smtpd.Config{Domain: domain, Hostname: "mail.test"}, e.dir, q, log)
 	sln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -128,6 +150,15 @@ func (e *env) send(t testing.TB, to string, msg []byte) {
 	defer c.Close()
 	if err := c.SendMail("sender@remote.example", []string{to}, bytes.NewReader(msg)); err != nil {
 		t.Fatal(err)
+	}
+	// The queue delivers in the background; the tests look at the
+	// mailbox after that.
+	deadline := time.Now().Add(10 * time.Second)
+	for e.q.Len() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue still holds %d messages", e.q.Len())
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

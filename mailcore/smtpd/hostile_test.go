@@ -17,13 +17,15 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/egretair/egret/mailcore/store"
+	"github.com/egretair/egret/mailcore/queue"
 )
 
-// inboxUIDs answers the UIDs in an account's INBOX.
-func inboxUIDs(t testing.TB, st *store.Store, accountID string) []uint32 {
+// inboxUIDs answers the UIDs in an account's INBOX once the queue has
+// delivered.
+func inboxUIDs(t testing.TB, f *fixture, accountID string) []uint32 {
 	t.Helper()
-	snap, err := st.Messages(context.Background(), accountID, store.Inbox)
+	f.drain(t)
+	snap, err := f.st.Messages(context.Background(), accountID, "INBOX")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +80,7 @@ func TestHostileRecipientsAreRefused(t *testing.T) {
 			}
 		})
 	}
-	if l := inboxUIDs(t, f.st, "acct-lina"); len(l) != 0 {
+	if l := inboxUIDs(t, f, "acct-lina"); len(l) != 0 {
 		t.Errorf("INBOX holds %v", l)
 	}
 }
@@ -92,7 +94,7 @@ func TestSourceRouteAndMixedCaseReachTheAccount(t *testing.T) {
 	if !strings.Contains(out, "250 2.0.0 OK") {
 		t.Fatalf("not accepted:\n%s", out)
 	}
-	if l := inboxUIDs(t, f.st, "acct-lina"); !slices.Equal(l, []uint32{1}) {
+	if l := inboxUIDs(t, f, "acct-lina"); !slices.Equal(l, []uint32{1}) {
 		t.Errorf("one account named three ways holds UIDs %v, want one copy", l)
 	}
 }
@@ -124,7 +126,7 @@ func TestCommandsOutOfOrderAndPipelined(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"acct-lina", "acct-wangwei"} {
-		if l := inboxUIDs(t, f.st, id); len(l) != 1 {
+		if l := inboxUIDs(t, f, id); len(l) != 1 {
 			t.Errorf("%s INBOX holds %v", id, l)
 		}
 	}
@@ -154,7 +156,7 @@ func TestTooManyRecipients(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if l := inboxUIDs(t, f.st, "acct-lina"); len(l) != 1 {
+	if l := inboxUIDs(t, f, "acct-lina"); len(l) != 1 {
 		t.Errorf("100 RCPTs of one address stored %d copies, want 1", len(l))
 	}
 }
@@ -181,7 +183,7 @@ func TestAwkwardBytesAreStoredUnchanged(t *testing.T) {
 			if !strings.Contains(out, "250 2.0.0 OK") {
 				t.Fatalf("not accepted:\n%s", out)
 			}
-			if got := string(splitTrace(t, readBack(t, f.st, "acct-lina"))); got != tt.want {
+			if got := string(splitTrace(t, readBack(t, f, "acct-lina"))); got != tt.want {
 				t.Errorf("stored %q, want %q", got, tt.want)
 			}
 		})
@@ -193,7 +195,7 @@ func TestAwkwardBytesAreStoredUnchanged(t *testing.T) {
 	if err := send(t, c, "a@remote.example", []string{"lina@" + domain}, msg); err != nil {
 		t.Fatal(err)
 	}
-	if got := splitTrace(t, readBack(t, f.st, "acct-lina")); !bytes.Equal(got, msg) {
+	if got := splitTrace(t, readBack(t, f, "acct-lina")); !bytes.Equal(got, msg) {
 		t.Errorf("stored %q, want %q", got, msg)
 	}
 }
@@ -247,8 +249,13 @@ func TestDroppedConnectionDuringDATALeavesNothing(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for _, id := range []string{"acct-lina", "acct-wangwei"} {
-		if l := inboxUIDs(t, f.st, id); len(l) != 0 {
+		if l := inboxUIDs(t, f, id); len(l) != 0 {
 			t.Errorf("%s INBOX holds %v", id, l)
+		}
+	}
+	for _, sub := range []string{"tmp", "spool"} {
+		if l := filesUnder(t, filepath.Join(f.qdir, sub)); len(l) != 0 {
+			t.Errorf("queue %s/ holds %v after the drop", sub, l)
 		}
 	}
 }
@@ -281,7 +288,7 @@ func TestTwentyConcurrentDeliveriesToOneAccount(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	l := inboxUIDs(t, f.st, "acct-lina")
+	l := inboxUIDs(t, f, "acct-lina")
 	if len(l) != 100 {
 		t.Fatalf("INBOX holds %d messages, want 100", len(l))
 	}
@@ -292,7 +299,45 @@ func TestTwentyConcurrentDeliveriesToOneAccount(t *testing.T) {
 	}
 }
 
-func TestStoreFailureIs451AndNothingHalfStored(t *testing.T) {
+func TestQueueFailureIs451AndNothingHalfQueued(t *testing.T) {
+	f := start(t, Config{})
+	c := dial(t, f)
+
+	// The queue's tmp/ is no longer a folder: nothing can be written.
+	tmp := filepath.Join(f.qdir, "tmp")
+	if err := os.Rename(tmp, tmp+".saved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tmp, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := send(t, c, "a@remote.example", []string{"lina@" + domain}, []byte("Subject: lost\r\n\r\n"))
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) || se.Code != 451 {
+		t.Fatalf("a queue that cannot write answered %v, want 451", err)
+	}
+	os.Remove(tmp)
+	os.Rename(tmp+".saved", tmp)
+
+	if n := f.q.Len(); n != 0 {
+		t.Errorf("queue holds %d messages after a 451", n)
+	}
+	if l := filesUnder(t, filepath.Join(f.qdir, "spool")); len(l) != 0 {
+		t.Errorf("spool holds %v after a 451", l)
+	}
+	if l := inboxUIDs(t, f, "acct-lina"); len(l) != 0 {
+		t.Errorf("INBOX UIDs %v after a 451", l)
+	}
+	// And the queue works again.
+	if err := send(t, c, "a@remote.example", []string{"lina@" + domain}, []byte("Subject: ok\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if l := inboxUIDs(t, f, "acct-lina"); !slices.Equal(l, []uint32{1}) {
+		t.Errorf("INBOX UIDs %v, want [1]", l)
+	}
+}
+
+func TestStoreFailureIsRetriedAndNothingHalfStored(t *testing.T) {
 	f := start(t, Config{})
 	// Deliver once so both accounts have their folders.
 	c := dial(t, f)
@@ -300,6 +345,7 @@ func TestStoreFailureIs451AndNothingHalfStored(t *testing.T) {
 		[]byte("Subject: first\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
+	f.drain(t)
 
 	// wangwei's INBOX cannot take files: new/ is no longer a folder.
 	// (The tests run as root, to whom a read-only folder is no
@@ -312,16 +358,23 @@ func TestStoreFailureIs451AndNothingHalfStored(t *testing.T) {
 	if err := os.WriteFile(newDir, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	err := send(t, c, "a@remote.example", []string{"wangwei@" + domain}, []byte("Subject: second\r\n\r\n"))
-	var se *smtp.SMTPError
-	if !errors.As(err, &se) || se.Code != 451 {
-		t.Fatalf("delivery into a broken folder answered %v, want 451", err)
+	// The message is queued (250) for both; lina's copy is stored,
+	// wangwei's waits in the queue.
+	if err := send(t, c, "a@remote.example", []string{"lina@" + domain, "wangwei@" + domain},
+		[]byte("Subject: second\r\n\r\n")); err != nil {
+		t.Fatalf("queueing answered %v, want 250", err)
 	}
-	os.Remove(newDir)
-	os.Rename(saved, newDir)
-
-	if l := inboxUIDs(t, f.st, "acct-wangwei"); !slices.Equal(l, []uint32{1}) {
-		t.Errorf("INBOX UIDs %v, want [1]", l)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs := f.q.Records()
+		if len(recs) == 1 && recs[0].Recipients[1].State == queue.Deferred &&
+			recs[0].Recipients[1].Attempts >= 2 && recs[0].Recipients[0].State == queue.Delivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("wangwei's copy not deferred and retried: %+v", recs)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	for _, p := range filesUnder(t, f.dir) {
 		rel, _ := filepath.Rel(f.dir, p)
@@ -329,11 +382,14 @@ func TestStoreFailureIs451AndNothingHalfStored(t *testing.T) {
 			t.Errorf("stray file %s", rel)
 		}
 	}
-	// And the folder works again.
-	if err := send(t, c, "a@remote.example", []string{"wangwei@" + domain}, []byte("Subject: third\r\n\r\n")); err != nil {
-		t.Fatal(err)
+
+	// The folder works again: the next retry delivers, once each.
+	os.Remove(newDir)
+	os.Rename(saved, newDir)
+	if l := inboxUIDs(t, f, "acct-wangwei"); !slices.Equal(l, []uint32{1, 2}) {
+		t.Errorf("wangwei's INBOX UIDs %v, want [1 2]", l)
 	}
-	if l := inboxUIDs(t, f.st, "acct-wangwei"); !slices.Equal(l, []uint32{1, 2}) {
-		t.Errorf("INBOX UIDs %v, want [1 2]", l)
+	if l := inboxUIDs(t, f, "acct-lina"); !slices.Equal(l, []uint32{1, 2}) {
+		t.Errorf("lina's INBOX UIDs %v, want [1 2]", l)
 	}
 }

@@ -1,5 +1,5 @@
 // Package smtpd receives mail for the accounts of the configured mail
-// domain over SMTP (RFC 5321) and writes it into the message store.
+// domain over SMTP (RFC 5321) and writes it into the delivery queue.
 //
 // # Contract
 //
@@ -15,10 +15,13 @@
 // Received header are put in front of it (RFC 5321 §4.4), bare LF line
 // ends become CRLF, and nothing else is changed: a client reading it back
 // over IMAP gets the bytes it sent after those two fields. The message is
-// written into the INBOX of every accepted recipient, synced, and only
-// then is 250 answered. When the store fails the whole message gets 451
-// 4.3.0; delivering again with the same queue id would not duplicate the
-// copies already made, but a client retry brings a new id.
+// written into the queue, synced, and only then is 250 answered; the
+// queue then delivers it to each recipient's INBOX (package queue says
+// how, and what is retried). When the queue cannot take the message the
+// whole message gets 451 4.3.0 and nothing of it is delivered.
+//
+// The queue id is made here, never taken from the client: it is what
+// the store drops duplicates by.
 //
 // The server advertises 8BITMIME, SMTPUTF8, SIZE and, given a TLS
 // configuration, STARTTLS. It offers no AUTH: this is the MX side only.
@@ -26,7 +29,7 @@
 // # Use
 //
 //	srv := smtpd.New(smtpd.Config{Domain: "egretair.example",
-//		Hostname: "mx1.egretair.example"}, accounts, st, log)
+//		Hostname: "mx1.egretair.example"}, accounts, q, log)
 //	go srv.Serve(ln)
 //	...
 //	err := srv.Shutdown(ctx) // finishes transactions in flight
@@ -37,6 +40,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -45,7 +49,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/egretair/egret/mailcore"
-	"github.com/egretair/egret/mailcore/store"
+	"github.com/egretair/egret/mailcore/queue"
 )
 
 // Defaults for Config fields left zero.
@@ -75,11 +79,18 @@ type Config struct {
 	LookupTimeout time.Duration
 }
 
-// Server is an SMTP server delivering into a store.
+// Queue takes accepted messages; *queue.Queue is one.
+type Queue interface {
+	// Enqueue answers once the message is durable. Errors from r
+	// are answered wrapped.
+	Enqueue(ctx context.Context, env queue.Envelope, r io.Reader) (queue.Record, error)
+}
+
+// Server is an SMTP server writing into a queue.
 type Server struct {
 	cfg      Config
 	accounts mailcore.Accounts
-	store    *store.Store
+	queue    Queue
 	log      *slog.Logger
 	srv      *smtp.Server
 
@@ -89,7 +100,7 @@ type Server struct {
 }
 
 // New makes a server; Serve starts it.
-func New(cfg Config, accounts mailcore.Accounts, st *store.Store, log *slog.Logger) *Server {
+func New(cfg Config, accounts mailcore.Accounts, q Queue, log *slog.Logger) *Server {
 	if cfg.MaxMessageBytes <= 0 {
 		cfg.MaxMessageBytes = DefaultMaxMessageBytes
 	}
@@ -108,7 +119,7 @@ func New(cfg Config, accounts mailcore.Accounts, st *store.Store, log *slog.Logg
 	s := &Server{
 		cfg:      cfg,
 		accounts: accounts,
-		store:    st,
+		queue:    q,
 		log:      log.With("service", "smtp"),
 		sessions: make(map[*session]struct{}),
 	}

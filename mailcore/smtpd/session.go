@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/egretair/egret/mailcore"
+	"github.com/egretair/egret/mailcore/queue"
 )
 
 // Replies this server gives besides go-smtp's own.
@@ -30,10 +31,10 @@ var (
 		EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 		Message:      "Temporary failure looking up the recipient, try again later",
 	}
-	errTempStore = &smtp.SMTPError{
+	errTempQueue = &smtp.SMTPError{
 		Code:         451,
 		EnhancedCode: smtp.EnhancedCode{4, 3, 0},
-		Message:      "Temporary failure storing the message, try again later",
+		Message:      "Temporary failure queueing the message, try again later",
 	}
 	errShuttingDown = &smtp.SMTPError{
 		Code:         421,
@@ -134,7 +135,7 @@ func (sess *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	return nil
 }
 
-// Data stores the message for every recipient and answers only when it
+// Data queues the message for every recipient and answers only when it
 // is on disk.
 func (sess *session) Data(r io.Reader) error {
 	s := sess.srv
@@ -143,11 +144,14 @@ func (sess *session) Data(r io.Reader) error {
 	body := newCRLFReader(r)
 	counted := &countingReader{r: io.MultiReader(strings.NewReader(trace), body)}
 
+	env := queue.Envelope{ID: qid, From: sess.from, UTF8: sess.utf8}
 	ids := make([]string, len(sess.rcpts))
 	for i, a := range sess.rcpts {
 		ids[i] = a.ID
+		env.Recipients = append(env.Recipients,
+			queue.Recipient{Address: a.Address, Account: a.ID})
 	}
-	_, err := s.store.Deliver(context.Background(), qid, ids, counted)
+	_, err := s.queue.Enqueue(context.Background(), env, counted)
 	switch {
 	case errors.Is(err, smtp.ErrDataTooLarge):
 		s.log.Info("message refused: too large", "queue_id", qid,
@@ -160,11 +164,11 @@ func (sess *session) Data(r io.Reader) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return err
 	case err != nil:
-		s.log.Error("delivery failed", "queue_id", qid,
+		s.log.Error("message not queued", "queue_id", qid,
 			"accounts", ids, "err", err)
-		return errTempStore
+		return errTempQueue
 	}
-	s.log.Info("message accepted", "queue_id", qid, "accounts", ids,
+	s.log.Info("message queued", "queue_id", qid, "accounts", ids,
 		"size", counted.n, "remote", sess.remote())
 	return nil
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/egretair/egret/mailcore"
+	"github.com/egretair/egret/mailcore/lmtp"
+	"github.com/egretair/egret/mailcore/queue"
 	"github.com/egretair/egret/mailcore/store"
 	"github.com/egretair/egret/mailcore/tlsconf"
 )
@@ -52,9 +54,13 @@ var accounts = directory{
 	"postmaster@" + domain: {ID: "acct-pm", Address: "postmaster@" + domain, Login: "pm"},
 }
 
+// fixture is the receiving side of a node: SMTP into the queue, the
+// queue over LMTP into the store.
 type fixture struct {
-	dir  string
+	dir  string // the store's folder
+	qdir string // the queue's folder
 	st   *store.Store
+	q    *queue.Queue
 	srv  *Server
 	addr string
 	tls  *tls.Config
@@ -63,13 +69,34 @@ type fixture struct {
 func start(t testing.TB, cfg Config) *fixture {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
-	dir := t.TempDir()
+	root := t.TempDir()
+	dir := filepath.Join(root, "mail")
 	st, err := store.Open(dir, log)
 	if err != nil {
 		t.Fatal(err)
 	}
+
+	sock := filepath.Join(root, "lmtp.sock")
+	lmtpLn, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lsrv := lmtp.NewServer(lmtp.Config{}, accounts, st, log)
+	go lsrv.Serve(lmtpLn)
+	qdir := filepath.Join(root, "queue")
+	q, err := queue.Open(queue.Config{Dir: qdir, Retry: []time.Duration{50 * time.Millisecond}},
+		&lmtp.Client{Addr: "unix:" + sock}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Start()
+	t.Cleanup(func() {
+		q.Close()
+		lsrv.Close()
+	})
+
 	cfg.Domain, cfg.Hostname = domain, "mx.test"
-	srv := New(cfg, accounts, st, log)
+	srv := New(cfg, accounts, q, log)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +111,20 @@ func start(t testing.TB, cfg Config) *fixture {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return &fixture{dir: dir, st: st, srv: srv, addr: ln.Addr().String(), tls: cfg.TLS}
+	return &fixture{dir: dir, qdir: qdir, st: st, q: q, srv: srv,
+		addr: ln.Addr().String(), tls: cfg.TLS}
+}
+
+// drain waits until the queue has delivered everything it holds.
+func (f *fixture) drain(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.q.Len() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("queue still holds %d messages: %+v", f.q.Len(), f.q.Records())
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 func dial(t testing.TB, f *fixture) *smtp.Client {
@@ -117,9 +157,12 @@ func send(t testing.TB, c *smtp.Client, from string, to []string, msg []byte) er
 	return w.Close()
 }
 
-// readBack answers the newest message of an account's INBOX.
-func readBack(t testing.TB, st *store.Store, accountID string) []byte {
+// readBack answers the newest message of an account's INBOX once the
+// queue has delivered.
+func readBack(t testing.TB, f *fixture, accountID string) []byte {
 	t.Helper()
+	f.drain(t)
+	st := f.st
 	snap, err := st.Messages(context.Background(), accountID, store.Inbox)
 	if err != nil {
 		t.Fatal(err)
@@ -127,12 +170,12 @@ func readBack(t testing.TB, st *store.Store, accountID string) []byte {
 	if len(snap.Messages) == 0 {
 		t.Fatal("INBOX is empty")
 	}
-	f, _, err := st.OpenMessage(context.Background(), accountID, store.Inbox, snap.Messages[len(snap.Messages)-1].UID)
+	file, _, err := st.OpenMessage(context.Background(), accountID, store.Inbox, snap.Messages[len(snap.Messages)-1].UID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
+	defer file.Close()
+	b, err := io.ReadAll(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +236,7 @@ func TestEveryFixtureIsStoredByteForByte(t *testing.T) {
 			if err := send(t, c, "sender@remote.example", []string{"lina@" + domain}, msg); err != nil {
 				t.Fatal(err)
 			}
-			got := splitTrace(t, readBack(t, f.st, "acct-lina"))
+			got := splitTrace(t, readBack(t, f, "acct-lina"))
 			if want := toCRLF(msg); !bytes.Equal(got, want) {
 				t.Errorf("stored %d bytes differ from the %d sent", len(got), len(want))
 			}
@@ -233,7 +276,7 @@ func TestBareLineFeedsBecomeCRLFAndNothingElseChanges(t *testing.T) {
 	if !strings.Contains(out, "\r\n250 2.0.0") {
 		t.Fatalf("message not accepted:\n%s", out)
 	}
-	got := string(splitTrace(t, readBack(t, f.st, "acct-lina")))
+	got := string(splitTrace(t, readBack(t, f, "acct-lina")))
 	want := "Subject: bare\r\n\r\n" + long + "\r\nend\r\n\tmixed\r\nlast\r\n"
 	if got != want {
 		t.Errorf("stored %q..., want %q...", got[:40], want[:40])
@@ -292,7 +335,7 @@ func TestMessageForTwoAccountsReachesBoth(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"acct-lina", "acct-wangwei"} {
-		if got := splitTrace(t, readBack(t, f.st, id)); !bytes.Equal(got, msg) {
+		if got := splitTrace(t, readBack(t, f, id)); !bytes.Equal(got, msg) {
 			t.Errorf("%s got %q", id, got)
 		}
 	}
@@ -348,7 +391,7 @@ func TestStartTLSWithTheSelfSignedCertificate(t *testing.T) {
 	if err := send(t, c, "a@remote.example", []string{"lina@" + domain}, []byte("Subject: tls\r\n\r\nx\r\n")); err != nil {
 		t.Fatal(err)
 	}
-	if got := readBack(t, f.st, "acct-lina"); !strings.Contains(string(got), "with ESMTPS id") {
+	if got := readBack(t, f, "acct-lina"); !strings.Contains(string(got), "with ESMTPS id") {
 		t.Errorf("Received header does not say ESMTPS:\n%s", got)
 	}
 }
@@ -395,7 +438,7 @@ func TestShutdownLetsATransactionInFlightFinish(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
-	if got := splitTrace(t, readBack(t, f.st, "acct-lina")); string(got) != msg {
+	if got := splitTrace(t, readBack(t, f, "acct-lina")); string(got) != msg {
 		t.Errorf("stored %q", got)
 	}
 	if _, err := smtp.Dial(f.addr); err == nil {
@@ -441,5 +484,20 @@ func BenchmarkSMTPDelivery10KB(b *testing.B) {
 		if err := send(b, c, "a@remote.example", []string{"lina@" + domain}, msg); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkSMTPToMailbox10KB measures the whole path: SMTP into the
+// queue, then over LMTP into the store, until the queue is empty.
+func BenchmarkSMTPToMailbox10KB(b *testing.B) {
+	f := start(b, Config{})
+	c := dial(b, f)
+	msg := []byte("Subject: bench\r\n\r\n" + strings.Repeat(fmt.Sprintf("%070d\r\n", 7), 140))
+	b.SetBytes(int64(len(msg)))
+	for b.Loop() {
+		if err := send(b, c, "a@remote.example", []string{"lina@" + domain}, msg); err != nil {
+			b.Fatal(err)
+		}
+		f.drain(b)
 	}
 }

@@ -113,6 +113,7 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 	for _, e := range entries {
 		os.Remove(filepath.Join(spool, e.Name()))
 	}
+	finishRemovals(dir)
 
 	return &Store{
 		dir:      dir,

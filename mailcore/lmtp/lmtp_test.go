@@ -1,0 +1,201 @@
+package lmtp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/egretair/egret/mailcore"
+	"github.com/egretair/egret/mailcore/queue"
+	"github.com/egretair/egret/mailcore/store"
+)
+
+const domain = "egretair.example"
+
+// directory is the in-memory Accounts the tests use.
+type directory map[string]mailcore.Account
+
+func (d directory) LookupAddress(_ context.Context, address string) (mailcore.Account, error) {
+	address = strings.ToLower(address)
+	if address == "broken@"+domain {
+		return mailcore.Account{}, errors.New("database unreachable")
+	}
+	if a, ok := d[address]; ok {
+		return a, nil
+	}
+	return mailcore.Account{}, mailcore.ErrNoAccount
+}
+
+func (d directory) Authenticate(context.Context, string, string) (mailcore.Account, error) {
+	return mailcore.Account{}, mailcore.ErrBadCredentials
+}
+
+var accounts = directory{
+	"lina@" + domain:    {ID: "acct-lina", Address: "lina@" + domain},
+	"wangwei@" + domain: {ID: "acct-wangwei", Address: "wangwei@" + domain},
+	// A second address of lina's account.
+	"l.lin@" + domain: {ID: "acct-lina", Address: "lina@" + domain},
+}
+
+type fixture struct {
+	dir    string
+	st     *store.Store
+	client *Client
+}
+
+func start(t *testing.T) *fixture {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	root := t.TempDir()
+	st, err := store.Open(filepath.Join(root, "mail"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(root, "lmtp.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(Config{}, accounts, st, log)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return &fixture{dir: filepath.Join(root, "mail"), st: st, client: &Client{Addr: "unix:" + sock}}
+}
+
+func (f *fixture) inbox(t *testing.T, account string) []string {
+	t.Helper()
+	snap, err := f.st.Messages(context.Background(), account, store.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l []string
+	for _, m := range snap.Messages {
+		r, _, err := f.st.OpenMessage(context.Background(), account, store.Inbox, m.UID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(r)
+		r.Close()
+		l = append(l, string(b))
+	}
+	return l
+}
+
+func deliver(f *fixture, id string, body string, rcpts ...string) []error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return f.client.Deliver(ctx, queue.Delivery{ID: id, From: "a@remote.example",
+		Size: int64(len(body)), Recipients: rcpts}, strings.NewReader(body))
+}
+
+func TestRepliesArePerRecipient(t *testing.T) {
+	f := start(t)
+	body := "Subject: per rcpt\r\n\r\nhello\r\n"
+	got := deliver(f, "q1", body, "lina@"+domain, "nobody@"+domain, "broken@"+domain, "wangwei@"+domain)
+	want := []struct {
+		ok        bool
+		permanent bool
+		text      string
+	}{
+		{ok: true},
+		{permanent: true, text: "550"},
+		{permanent: false, text: "451"},
+		{ok: true},
+	}
+	for i, w := range want {
+		switch {
+		case w.ok && got[i] != nil:
+			t.Errorf("recipient %d: %v, want delivered", i, got[i])
+		case !w.ok && (got[i] == nil || queue.IsPermanent(got[i]) != w.permanent ||
+			!strings.Contains(got[i].Error(), w.text)):
+			t.Errorf("recipient %d: %v, want %s (permanent %v)", i, got[i], w.text, w.permanent)
+		}
+	}
+	for _, acct := range []string{"acct-lina", "acct-wangwei"} {
+		if l := f.inbox(t, acct); len(l) != 1 || l[0] != body {
+			t.Errorf("%s INBOX: %q", acct, l)
+		}
+	}
+}
+
+func TestRedeliveryWithTheSameQueueIDIsStoredOnce(t *testing.T) {
+	f := start(t)
+	body := "Subject: twice\r\n\r\n"
+	for i := range 3 {
+		for j, err := range deliver(f, "q-same", body, "lina@"+domain, "l.lin@"+domain) {
+			if err != nil {
+				t.Fatalf("delivery %d, recipient %d: %v", i, j, err)
+			}
+		}
+	}
+	if l := f.inbox(t, "acct-lina"); len(l) != 1 {
+		t.Errorf("INBOX holds %d copies, want 1", len(l))
+	}
+	// Another queue id is another message.
+	deliver(f, "q-other", body, "lina@"+domain)
+	if l := f.inbox(t, "acct-lina"); len(l) != 2 {
+		t.Errorf("INBOX holds %d messages, want 2", len(l))
+	}
+}
+
+// failingReader answers its bytes, then an error in place of the end.
+type failingReader struct{ r io.Reader }
+
+func (f failingReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		return n, errors.New("queue: damaged")
+	}
+	return n, err
+}
+
+func TestAMessageThatCannotBeReadWholeIsNotStored(t *testing.T) {
+	f := start(t)
+	body := "Subject: cut\r\n\r\n" + strings.Repeat("line\r\n", 2000)
+	ctx := context.Background()
+	got := f.client.Deliver(ctx, queue.Delivery{ID: "q-cut", Recipients: []string{"lina@" + domain}},
+		failingReader{strings.NewReader(body)})
+	if got[0] == nil || queue.IsPermanent(got[0]) {
+		t.Fatalf("cut message answered %v, want a temporary error", got[0])
+	}
+	time.Sleep(100 * time.Millisecond)
+	if l := f.inbox(t, "acct-lina"); len(l) != 0 {
+		t.Errorf("INBOX holds %d messages after a cut delivery", len(l))
+	}
+}
+
+func TestStoreFailureIsTemporaryForThatAccountOnly(t *testing.T) {
+	f := start(t)
+	deliver(f, "q0", "Subject: first\r\n\r\n", "lina@"+domain, "wangwei@"+domain)
+	newDir := filepath.Join(f.dir, "accounts", "acct-wangwei", "mailboxes", "INBOX", "new")
+	os.Rename(newDir, newDir+".saved")
+	os.WriteFile(newDir, nil, 0o600)
+	got := deliver(f, "q1", "Subject: second\r\n\r\n", "lina@"+domain, "wangwei@"+domain)
+	if got[0] != nil {
+		t.Errorf("lina: %v, want delivered", got[0])
+	}
+	if got[1] == nil || queue.IsPermanent(got[1]) {
+		t.Errorf("wangwei: %v, want a temporary error", got[1])
+	}
+	if n := len(f.inbox(t, "acct-lina")); n != 2 {
+		t.Errorf("lina's INBOX holds %d, want 2", n)
+	}
+}
+
+func TestAnUnreachableServerIsTemporary(t *testing.T) {
+	c := &Client{Addr: "unix:" + filepath.Join(t.TempDir(), "none.sock")}
+	got := c.Deliver(context.Background(), queue.Delivery{ID: "q", Recipients: []string{"a@" + domain, "b@" + domain}},
+		strings.NewReader("x\r\n"))
+	for i, err := range got {
+		if err == nil || queue.IsPermanent(err) {
+			t.Errorf("recipient %d: %v, want a temporary error", i, err)
+		}
+	}
+}
