@@ -29,6 +29,9 @@ const ekpSuccess = 2
 type decoded struct {
 	elements []*element
 	problems problems
+	// timeStamp is the envelope's timeStamp, as sent; "" for a bare
+	// array. It names a page in reports and the change log.
+	timeStamp string
 }
 
 // readInput reads all of r, through gzip when it starts with gzip's magic
@@ -159,6 +162,12 @@ func decodeEnvelope(data []byte) (*decoded, error) {
 		return nil, err
 	}
 	d.problems.list = append(ps.list, d.problems.list...)
+	if ts, ok := env["timeStamp"]; ok {
+		var v scalar
+		if json.Unmarshal(ts, &v) == nil {
+			d.timeStamp = truncate(strings.TrimSpace(string(v)), 40)
+		}
+	}
 
 	if c, ok := env["count"]; ok {
 		var n json.Number

@@ -11,6 +11,12 @@
 // array, or the bare array, optionally gzip-compressed (recognised by its
 // magic bytes). Each element is an org, dept, post, person or group.
 //
+// Three ways in share the steps below: ImportSnapshot takes the OA's
+// whole organisation; ImportChanges takes a page of the elements altered
+// since some time, in ascending alterTime, and touches only what the page
+// names; Puller fetches such changes from EKP's export service
+// (getUpdatedElements) and applies each run as one page.
+//
 // # The steps
 //
 // An import runs in four steps, all inside one database transaction:
@@ -23,6 +29,40 @@
 //	          with one change-log row for every record that changed
 //
 // A dry run stops after plan and rolls the transaction back.
+//
+// # The safety valve
+//
+// An import that would disable more accounts than Importer.DisableThreshold
+// (DefaultDisableThreshold, 500) is not applied. Its plan is held in the
+// table oa_plans with the input, gzip-compressed, and the report listing
+// every account it would disable; the report answers Held and the plan's
+// id. Approve plans the input again against the directory as it is then,
+// refuses input that has become invalid (the plan stays held), and
+// applies it past the threshold when it disables no account the held
+// plan did not list; when it would disable another, nothing is applied
+// and the plan is superseded, since the approver did not see that. Plan
+// and apply are one transaction, so a plan goes from held to applied.
+// The same input held twice is one plan; a later snapshot, or a later
+// pull, supersedes the held plans of its kind.
+//
+// # Pages of changes and their order
+//
+// A page names each record it changes in full, as EKP sends it. An
+// element whose alterTime is older than the one egret holds for its id is
+// stale: it is dropped before planning, counted in Report.Stale and named
+// in a warning, so that a page that arrives late, or again, rolls nothing
+// back. An element as old as the record is applied, and changes nothing
+// when it is the same. Parents may be units the directory holds; a move
+// that would close a cycle with them is refused. The rule is for pages
+// only: a snapshot is the OA's whole state and is applied as it stands.
+//
+// # The change log
+//
+// Every row an import writes carries its actor: the caller from the
+// context (an API key, an OS user), then "oa:<kind>@<first 16 hex digits
+// of the input's SHA-256>", and "/approved:<plan id>" for an approval;
+// Report.Source carries the whole digest and the envelope's timeStamp.
+// A row that updates a record carries the record as it was, in Before.
 //
 // # Failure semantics
 //
@@ -67,11 +107,25 @@
 //   - The posts a person holds are the union of the person's posts and the
 //     posts listing the person; for the people and posts in the snapshot,
 //     the directory is made to hold exactly that. Group members likewise.
-//   - People, units, posts and groups the directory has but the snapshot
-//     lacks are left as they are and counted as absent.
+//   - People the directory holds from the OA whom a full snapshot lacks
+//     are "left" and their accounts disabled, counted as absent and
+//     disabled, with reason "absent" in Report.DisabledAccounts. Units,
+//     posts and groups a snapshot lacks are left as they are and counted
+//     as absent. A page of changes makes nobody absent.
+//   - Logins are compared, and kept in login_lower, in Unicode NFKC and
+//     lower case, so that a full-width login cannot stand beside its
+//     ASCII twin.
 //   - Applying the same snapshot twice changes nothing the second time:
 //     values are normalised before they are compared, and unchanged rows
 //     are not written.
+//
+// # The pull connector
+//
+// Puller's comment gives its paging. Its cursor is kept in oa_cursors
+// and moves only in the transaction that applies a complete run; a run
+// that fails on any page, or is held, leaves it, and the next run fetches
+// the same rows again, which the stale and equal-alterTime rules make
+// harmless.
 //
 // Imports in one process are serialised; imports from several processes
 // against one MySQL database are not, and the later one fails on a unique

@@ -5,6 +5,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // alterTimeLayout is how OA alter times are stored: fixed width, so that
@@ -67,7 +69,19 @@ func normMobile(raw string) string {
 	return d
 }
 
+// NormMobile is normMobile for other packages: the lifecycle API keeps
+// numbers in the form the import does.
+func NormMobile(raw string) string { return normMobile(raw) }
+
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
+
+// loginKey answers the form in which logins are kept in login_lower and
+// compared: Unicode NFKC (UAX #15), so that a full-width "ＷａｎｇＷｅｉ"
+// meets "WangWei", then lower case. The lifecycle API compares logins
+// the same way; a look-alike login would give a look-alike address.
+func loginKey(login string) string {
+	return strings.ToLower(norm.NFKC.String(login))
+}
 
 // mailRule answers the address the OA's data gives a person, and their
 // alternative address: the OA email when it is on the mail domain, else

@@ -1,6 +1,7 @@
 package oasync
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -81,5 +82,19 @@ func TestUnquoteKeepsWhatJSONWouldReplace(t *testing.T) {
 				t.Errorf("unquote(%s) = %q, want %q", c.in, got, c.want)
 			}
 		})
+	}
+}
+
+func TestProblemsQuoteLongValuesShort(t *testing.T) {
+	long := strings.Repeat("航", 100000)
+	ps := &problems{}
+	ps.add(&element{Index: 3, ID: scalar(long), Type: "dept", Name: long}, "name", "too long")
+	err := ps.err()
+	if len(err.Error()) > 1000 {
+		t.Fatalf("the refusal of a 100,000-character name is %d bytes long", len(err.Error()))
+	}
+	p := err.(*InvalidError).Problems[0]
+	if p.Index != 3 || !strings.HasPrefix(p.Name, "航航") || !strings.HasSuffix(p.Name, "…") {
+		t.Fatalf("problem %+v: want the element named, its name cut short", p)
 	}
 }

@@ -45,9 +45,12 @@ type planner struct {
 	domain      string
 	holdingName string
 	now         time.Time
-	st          *dirState
-	ps          problems
-	pl          *plan
+	// full is set for a full snapshot, which disables the people it
+	// lacks; a page of changes leaves them alone.
+	full bool
+	st   *dirState
+	ps   problems
+	pl   *plan
 
 	// els are the valid elements in input order; byOA finds them by OA
 	// id, and rec gives the id of the record each one becomes.
@@ -76,23 +79,29 @@ type planner struct {
 	err error
 }
 
-// planSnapshot checks a decoded snapshot against the directory and plans
-// the changes that make the directory hold it. The error is an
-// *InvalidError listing every problem found.
-func planSnapshot(d *decoded, st *dirState, domain, holdingName string, now time.Time) (*plan, error) {
+// planSnapshot checks decoded input against the directory and plans the
+// changes that make the directory hold it: all of it for a full
+// snapshot, the elements given for a page of changes (full false). The
+// error is an *InvalidError listing every problem found.
+func planSnapshot(d *decoded, st *dirState, domain, holdingName string, now time.Time, full bool) (*plan, error) {
 	pn := &planner{
 		domain:      domain,
 		holdingName: holdingName,
 		now:         now,
+		full:        full,
 		st:          st,
 		ps:          d.problems,
-		pl:          &plan{report: Report{Elements: len(d.elements), Warnings: []Warning{}}},
-		byOA:        make(map[string]*element, len(d.elements)),
-		rec:         make(map[string]string, len(d.elements)),
-		unitParent:  make(map[string]*string),
-		placed:      make(map[string]*string, len(d.elements)),
-		addr:        make(map[string]string, len(d.elements)),
-		alt:         make(map[string]string, len(d.elements)),
+		pl: &plan{report: Report{
+			Elements:         len(d.elements),
+			Warnings:         []Warning{},
+			DisabledAccounts: []DisabledAccount{},
+		}},
+		byOA:       make(map[string]*element, len(d.elements)),
+		rec:        make(map[string]string, len(d.elements)),
+		unitParent: make(map[string]*string),
+		placed:     make(map[string]*string, len(d.elements)),
+		addr:       make(map[string]string, len(d.elements)),
+		alt:        make(map[string]string, len(d.elements)),
 	}
 
 	pn.index(d.elements)
@@ -108,7 +117,10 @@ func planSnapshot(d *decoded, st *dirState, domain, holdingName string, now time
 	links := pn.planLinks()
 	pn.planPeople(links)
 	pn.planGroups()
-	pn.countAbsent()
+	if full {
+		pn.countAbsent()
+		pn.planAbsent()
+	}
 	if pn.err != nil {
 		return nil, pn.err
 	}
@@ -228,9 +240,17 @@ func outcome(c *Counts, created, wasOn, isOn, changed bool) string {
 	return ""
 }
 
-// log appends a change-log row.
-func (pn *planner) log(entity, id, op string, record any) {
+// log appends a change-log row with the record after the change and, for
+// a record that existed, as it was before (nil for none).
+func (pn *planner) log(entity, id, op string, record, before any) {
 	data, err := json.Marshal(record)
+	var prev *string
+	if err == nil && before != nil {
+		var b []byte
+		if b, err = json.Marshal(before); err == nil {
+			prev = ptr(string(b))
+		}
+	}
 	if err != nil {
 		// The records are plain strings, numbers and times; only a time
 		// outside the years 0-9999 could fail here.
@@ -240,7 +260,7 @@ func (pn *planner) log(entity, id, op string, record any) {
 		return
 	}
 	pn.pl.changes = append(pn.pl.changes, directory.Change{
-		At: pn.now, Entity: entity, EntityID: id, Op: op, Data: string(data),
+		At: pn.now, Entity: entity, EntityID: id, Op: op, Data: string(data), Before: prev,
 	})
 }
 
@@ -276,8 +296,9 @@ func alterTime(el *element) string {
 
 func (pn *planner) planUnits() {
 	type update struct {
-		u  directory.OrgUnit
-		op string
+		u   directory.OrgUnit
+		op  string
+		old *directory.OrgUnit
 	}
 	var updates []update
 	for _, el := range pn.els {
@@ -320,7 +341,7 @@ func (pn *planner) planUnits() {
 			u.CreatedAt = old.CreatedAt
 			c["updated_at"] = pn.now
 			pn.pl.unitUpdates = append(pn.pl.unitUpdates, rowUpdate{u.ID, c})
-			updates = append(updates, update{u, op})
+			updates = append(updates, update{u, op, old})
 		}
 	}
 	if h := pn.holdingRec; h != nil {
@@ -331,10 +352,10 @@ func (pn *planner) planUnits() {
 	parentsFirst(pn.pl.unitCreates)
 
 	for _, u := range pn.pl.unitCreates {
-		pn.log(directory.EntityUnit, u.ID, directory.OpCreate, u)
+		pn.log(directory.EntityUnit, u.ID, directory.OpCreate, u, nil)
 	}
 	for _, up := range updates {
-		pn.log(directory.EntityUnit, up.u.ID, up.op, up.u)
+		pn.log(directory.EntityUnit, up.u.ID, up.op, up.u, up.old)
 	}
 }
 
@@ -372,8 +393,9 @@ func parentsFirst(units []directory.OrgUnit) {
 
 func (pn *planner) planPosts() {
 	type update struct {
-		p  directory.Post
-		op string
+		p   directory.Post
+		op  string
+		old *directory.Post
 	}
 	var updates []update
 	for _, el := range pn.els {
@@ -409,14 +431,14 @@ func (pn *planner) planPosts() {
 			p.CreatedAt = old.CreatedAt
 			c["updated_at"] = pn.now
 			pn.pl.postUpdates = append(pn.pl.postUpdates, rowUpdate{p.ID, c})
-			updates = append(updates, update{p, op})
+			updates = append(updates, update{p, op, old})
 		}
 	}
 	for _, p := range pn.pl.postCreates {
-		pn.log(directory.EntityPost, p.ID, directory.OpCreate, p)
+		pn.log(directory.EntityPost, p.ID, directory.OpCreate, p, nil)
 	}
 	for _, up := range updates {
-		pn.log(directory.EntityPost, up.p.ID, up.op, up.p)
+		pn.log(directory.EntityPost, up.p.ID, up.op, up.p, up.old)
 	}
 }
 
@@ -545,6 +567,11 @@ func (pn *planner) postsOf(id string, lp linkPlan) []string {
 	if ps, ok := lp.posts[id]; ok {
 		return ps
 	}
+	return pn.heldBefore(id)
+}
+
+// heldBefore answers the posts a person holds before the import.
+func (pn *planner) heldBefore(id string) []string {
 	if pn.held == nil {
 		pn.held = make(map[string][]string)
 		for _, l := range pn.st.links {
@@ -562,12 +589,14 @@ func (pn *planner) postsOf(id string, lp linkPlan) []string {
 
 func (pn *planner) planPeople(lp linkPlan) {
 	type change struct {
-		p  directory.Person
-		op string
+		p   directory.Person
+		op  string
+		old *directory.Person
 	}
 	var creates, updates []change
 	var accountChanges []directory.Account
 	var accountOps []string
+	var accountOld []*directory.Account
 	seen := make(map[string]bool)
 	for _, el := range pn.els {
 		if el.Type != typePerson {
@@ -590,7 +619,7 @@ func (pn *planner) planPeople(lp linkPlan) {
 			OAID:        ptr(oa),
 			Kind:        directory.PersonStaff,
 			Login:       string(el.LoginName),
-			LoginLower:  strings.ToLower(string(el.LoginName)),
+			LoginLower:  loginKey(string(el.LoginName)),
 			DisplayName: name,
 			Nickname:    el.NickName,
 			EmployeeNo:  string(el.No),
@@ -611,7 +640,7 @@ func (pn *planner) planPeople(lp linkPlan) {
 		if old == nil {
 			outcome(&pn.pl.report.Person, true, false, true, true)
 			pn.pl.personCreates = append(pn.pl.personCreates, p)
-			creates = append(creates, change{p, directory.OpCreate})
+			creates = append(creates, change{p, directory.OpCreate, nil})
 		} else {
 			// Kind is egret's to say (shared, service); the OA does not
 			// send it.
@@ -646,7 +675,7 @@ func (pn *planner) planPeople(lp linkPlan) {
 				if _, moves := c["login_lower"]; moves {
 					pn.pl.loginMoves = append(pn.pl.loginMoves, rid)
 				}
-				updates = append(updates, change{p, op})
+				updates = append(updates, change{p, op, old})
 			}
 		}
 
@@ -654,11 +683,16 @@ func (pn *planner) planPeople(lp linkPlan) {
 		if op != "" {
 			accountChanges = append(accountChanges, acct)
 			accountOps = append(accountOps, op)
+			accountOld = append(accountOld, pn.st.accountByPerson[p.ID])
 		}
 	}
 
 	for _, ch := range append(creates, updates...) {
-		pn.log(directory.EntityPerson, ch.p.ID, ch.op, personRecord{ch.p, pn.postsOf(ch.p.ID, lp)})
+		var before any
+		if ch.old != nil {
+			before = personRecord{*ch.old, pn.heldBefore(ch.old.ID)}
+		}
+		pn.log(directory.EntityPerson, ch.p.ID, ch.op, personRecord{ch.p, pn.postsOf(ch.p.ID, lp)}, before)
 	}
 	// People outside the snapshot whose posts changed because a post of
 	// the snapshot no longer lists them, or now does.
@@ -670,11 +704,16 @@ func (pn *planner) planPeople(lp linkPlan) {
 	}
 	slices.Sort(others)
 	for _, id := range others {
+		p := *pn.st.personByID[id]
 		pn.log(directory.EntityPerson, id, directory.OpUpdate,
-			personRecord{*pn.st.personByID[id], lp.posts[id]})
+			personRecord{p, lp.posts[id]}, personRecord{p, pn.heldBefore(id)})
 	}
 	for i, a := range accountChanges {
-		pn.log(directory.EntityAccount, a.ID, accountOps[i], a)
+		var before any
+		if old := accountOld[i]; old != nil {
+			before = old
+		}
+		pn.log(directory.EntityAccount, a.ID, accountOps[i], a, before)
 	}
 }
 
@@ -705,6 +744,7 @@ func (pn *planner) planAccount(el *element, old, p *directory.Person) (directory
 	case p.Status != directory.PersonActive && a.Status == directory.AccountEnabled:
 		a.Status = directory.AccountDisabled
 		pn.pl.report.Accounts.Disabled++
+		pn.disabled(&a, p, ReasonLeft)
 	case p.Status == directory.PersonActive && old != nil && old.Status != directory.PersonActive &&
 		a.Status == directory.AccountDisabled:
 		a.Status = directory.AccountEnabled
@@ -843,7 +883,15 @@ func (pn *planner) planGroups() {
 			for i, m := range members {
 				refs[i] = memberRef{m.MemberKind, m.MemberID}
 			}
-			pn.log(directory.EntityGroup, g.ID, op, groupRecord{g, refs})
+			var before any
+			if old != nil {
+				was := make([]memberRef, 0, len(pn.st.members[old.ID]))
+				for _, m := range pn.st.members[old.ID] {
+					was = append(was, memberRef{m.MemberKind, m.MemberID})
+				}
+				before = groupRecord{*old, was}
+			}
+			pn.log(directory.EntityGroup, g.ID, op, groupRecord{g, refs}, before)
 		}
 	}
 	pn.pl.report.GroupMembers = LinkCounts{Added: len(pn.pl.memberAdds), Removed: len(pn.pl.memberRemoves)}
@@ -877,5 +925,62 @@ func (pn *planner) countAbsent() {
 		if missing(g.OAID) {
 			r.Group.Absent++
 		}
+	}
+}
+
+// disabled lists an account the import disables, for the report and the
+// safety valve.
+func (pn *planner) disabled(a *directory.Account, p *directory.Person, reason string) {
+	pn.pl.report.DisabledAccounts = append(pn.pl.report.DisabledAccounts, DisabledAccount{
+		AccountID: a.ID,
+		Address:   a.Address,
+		PersonID:  p.ID,
+		OAID:      deref(p.OAID),
+		Login:     p.Login,
+		Name:      p.DisplayName,
+		Reason:    reason,
+	})
+}
+
+// planAbsent disables the people from the OA whom a full snapshot lacks:
+// the OA no longer lists them, which is how it reports a person deleted
+// rather than marked unavailable. They become "left" and their accounts
+// are disabled, as for a leaver; the records stay.
+func (pn *planner) planAbsent() {
+	var gone []*directory.Person
+	for oa, p := range pn.st.personByOA {
+		if el := pn.byOA[oa]; el != nil && el.Type == typePerson {
+			continue
+		}
+		gone = append(gone, p)
+	}
+	slices.SortFunc(gone, func(a, b *directory.Person) int { return strings.Compare(a.ID, b.ID) })
+
+	for _, old := range gone {
+		posts := pn.heldBefore(old.ID)
+		if old.Status == directory.PersonActive {
+			p := *old
+			p.Status = directory.PersonLeft
+			p.UpdatedAt = pn.now
+			pn.pl.personUpdates = append(pn.pl.personUpdates, rowUpdate{p.ID, changes{
+				"status": p.Status, "updated_at": pn.now,
+			}})
+			pn.pl.report.Person.Disabled++
+			pn.log(directory.EntityPerson, p.ID, directory.OpDisable,
+				personRecord{p, posts}, personRecord{*old, posts})
+		}
+		acct := pn.st.accountByPerson[old.ID]
+		if acct == nil || acct.Status != directory.AccountEnabled {
+			continue
+		}
+		a := *acct
+		a.Status = directory.AccountDisabled
+		a.UpdatedAt = pn.now
+		pn.pl.accountUpdates = append(pn.pl.accountUpdates, rowUpdate{a.ID, changes{
+			"status": a.Status, "updated_at": pn.now,
+		}})
+		pn.pl.report.Accounts.Disabled++
+		pn.disabled(&a, old, ReasonAbsent)
+		pn.log(directory.EntityAccount, a.ID, directory.OpDisable, a, acct)
 	}
 }

@@ -97,7 +97,7 @@ type problems struct {
 func (ps *problems) add(el *element, field, format string, args ...any) {
 	p := Problem{Index: -1, Field: field, Message: fmt.Sprintf(format, args...)}
 	if el != nil {
-		p.Index, p.ID, p.Type, p.Name = el.Index, string(el.ID), el.Type, el.Name
+		p.Index, p.ID, p.Type, p.Name = el.Index, clip(string(el.ID)), clip(el.Type), clip(el.Name)
 	}
 	ps.list = append(ps.list, p)
 }
@@ -126,9 +126,26 @@ func malformed(cause error, offset int64, format string, args ...any) error {
 
 // describe names an element for messages about another one.
 func describe(el *element) string {
-	s := fmt.Sprintf("element %d (%s, id %s", el.Index, el.Type, el.ID)
+	s := fmt.Sprintf("element %d (%s, id %s", el.Index, clip(el.Type), clip(string(el.ID)))
 	if el.Name != "" {
-		s += fmt.Sprintf(", name %q", el.Name)
+		s += fmt.Sprintf(", name %q", clip(el.Name))
 	}
 	return s + ")"
+}
+
+// clipRunes is how much of an id or name a problem quotes.
+const clipRunes = 64
+
+// clip shortens a value quoted in a problem, so that a 10 MB name in a
+// hostile payload names its element without being echoed back whole into
+// the answer and the log.
+func clip(v string) string {
+	n := 0
+	for i := range v {
+		if n == clipRunes {
+			return v[:i] + "…"
+		}
+		n++
+	}
+	return v
 }

@@ -7,8 +7,27 @@ import "fmt"
 // changes, where Absent stays 0. Field names are part of the HTTP API.
 type Report struct {
 	DryRun bool `json:"dry_run"`
+	// Held is set when the import would disable more accounts than the
+	// threshold allows: nothing was applied, and the plan waits under
+	// PlanID for approval.
+	Held   bool   `json:"held"`
+	PlanID string `json:"plan_id,omitempty"`
+	// OverThreshold is set when the plan disables more accounts than the
+	// threshold; with DryRun it says the real run would be held.
+	OverThreshold bool `json:"over_threshold"`
+	// Threshold is the number of accounts an import may disable without
+	// approval; -1 when the safety valve is off.
+	Threshold int `json:"threshold"`
+
+	// Source names the input: its kind and digest, and the envelope's
+	// timeStamp where it had one.
+	Source Source `json:"source"`
 	// Elements is how many elements the input held.
 	Elements int `json:"elements"`
+	// Stale counts the elements of a page of changes that were older
+	// than the record egret holds, and so were ignored; each also has a
+	// warning.
+	Stale int `json:"stale"`
 
 	Org    Counts `json:"org"`
 	Dept   Counts `json:"dept"`
@@ -22,9 +41,42 @@ type Report struct {
 	PersonPosts  LinkCounts `json:"person_posts"`
 	GroupMembers LinkCounts `json:"group_members"`
 
+	// DisabledAccounts lists every account the import disables, with
+	// the reason: "left" (the OA says the person is no longer available)
+	// or "absent" (a full snapshot lacks the person).
+	DisabledAccounts []DisabledAccount `json:"disabled_accounts"`
+
 	Warnings   []Warning `json:"warnings"`
 	DurationMS int64     `json:"duration_ms"`
 }
+
+// Source identifies what an import read.
+type Source struct {
+	// Kind is "snapshot", "changes" or "pull".
+	Kind string `json:"kind"`
+	// Digest is the SHA-256 of the input as decompressed, in hex.
+	Digest string `json:"digest"`
+	// TimeStamp is the envelope's timeStamp, when it had one.
+	TimeStamp string `json:"time_stamp,omitempty"`
+}
+
+// DisabledAccount is one account an import disables.
+type DisabledAccount struct {
+	AccountID string `json:"account_id"`
+	Address   string `json:"address"`
+	PersonID  string `json:"person_id"`
+	OAID      string `json:"oa_id,omitempty"`
+	Login     string `json:"login"`
+	Name      string `json:"name"`
+	// Reason is "left" or "absent".
+	Reason string `json:"reason"`
+}
+
+// Reasons an account is disabled.
+const (
+	ReasonLeft   = "left"
+	ReasonAbsent = "absent"
+)
 
 // Counts sorts the elements of one type by what happened to their
 // record. Each element is counted once: an element that became
@@ -36,7 +88,8 @@ type Counts struct {
 	Enabled   int `json:"enabled"`
 	Unchanged int `json:"unchanged"`
 	// Absent counts records of this type that came from the OA but are
-	// not in the snapshot. They are left as they are.
+	// not in the snapshot. People among them who were active are also
+	// counted as Disabled; units, posts and groups are left as they are.
 	Absent int `json:"absent"`
 }
 

@@ -88,7 +88,7 @@ func loadState(tx *gorm.DB) (*dirState, error) {
 	for i := range people {
 		p := &people[i]
 		st.personByID[p.ID] = p
-		st.personByLogin[p.LoginLower] = p
+		st.personByLogin[loginKey(p.Login)] = p
 		if p.OAID != nil {
 			st.personByOA[*p.OAID] = p
 		}

@@ -229,10 +229,10 @@ func (pn *planner) checkPeople() {
 			continue
 		}
 		people = append(people, el)
-		lower := strings.ToLower(string(el.LoginName))
+		lower := loginKey(string(el.LoginName))
 		if other, taken := logins[lower]; taken {
 			pn.ps.add(el, "loginName",
-				"login %q collides with %s (logins are compared without regard to case)",
+				"login %q collides with %s (logins are compared without regard to case or width)",
 				string(el.LoginName), other)
 			continue
 		}

@@ -42,27 +42,52 @@ func (a *app) oaCmd() *cobra.Command {
 			defer s.Close()
 
 			report, err := a.importer(s).ImportSnapshot(cmd.Context(), in, oasync.Options{DryRun: dryRun})
-			var invalid *oasync.InvalidError
-			if errors.As(err, &invalid) {
-				enc := json.NewEncoder(a.stderr)
-				enc.SetIndent("", "  ")
-				enc.Encode(map[string]any{"error": invalid.Error(), "problems": invalid.Problems})
-				return fmt.Errorf("snapshot refused, nothing changed: %d problem(s)", len(invalid.Problems))
-			}
-			if err != nil {
-				return err
-			}
-			enc := json.NewEncoder(a.stdout)
-			enc.SetIndent("", "  ")
-			enc.SetEscapeHTML(false)
-			return enc.Encode(report)
+			return a.printImport("snapshot", report, err)
 		},
 	}
 	imp.Flags().BoolVar(&dryRun, "dry-run", false, "plan and report, change nothing")
-	cmd.AddCommand(imp)
+	cmd.AddCommand(imp, a.oaApplyCmd(), a.oaPlansCmd(), a.oaApproveCmd(), a.oaPullCmd())
 	return cmd
 }
 
 func (a *app) importer(s *directory.Store) *oasync.Importer {
-	return &oasync.Importer{Store: s, Domain: a.cfg.Mail.Domain, Log: a.log}
+	return &oasync.Importer{
+		Store:            s,
+		Domain:           a.cfg.Mail.Domain,
+		Log:              a.log,
+		DisableThreshold: a.cfg.OA.DisableThreshold,
+	}
+}
+
+// printImport prints an import's report as JSON, or its refusal; a held
+// import prints its report too and fails, saying how to approve it.
+func (a *app) printImport(what string, report *oasync.Report, err error) error {
+	var invalid *oasync.InvalidError
+	if errors.As(err, &invalid) {
+		enc := json.NewEncoder(a.stderr)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		enc.Encode(map[string]any{"error": invalid.Error(), "problems": invalid.Problems})
+		return fmt.Errorf("%s refused, nothing changed: %d problem(s)", what, len(invalid.Problems))
+	}
+	if err != nil {
+		return err
+	}
+	if err := a.printJSON(report); err != nil {
+		return err
+	}
+	if report.Held {
+		return fmt.Errorf("%s held, nothing changed: it would disable %d accounts, more than "+
+			"[oa] disable_threshold (%d); review with `egret oa plans show %s`, apply with "+
+			"`egret oa approve %s`", what, report.Accounts.Disabled, report.Threshold,
+			report.PlanID, report.PlanID)
+	}
+	return nil
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
 }
