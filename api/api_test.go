@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -243,20 +244,65 @@ func TestHealthzWaitsForReadiness(t *testing.T) {
 }
 
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
-	ts, _ := newServer(t, "sqlite")
+	ts, store := newServer(t, "sqlite")
 	var doc struct {
-		Paths map[string]map[string]any `json:"paths"`
+		Paths map[string]map[string]struct {
+			Scope string `json:"x-scope"`
+		} `json:"paths"`
 	}
 	if code := call(t, ts, "", "GET", "/api/v1/openapi.json", nil, &doc); code != 200 {
 		t.Fatalf("openapi.json: %d", code)
 	}
-	for _, route := range []string{
-		"get /users", "get /users/{id}", "post /users/{id}/password",
-		"get /orgunits/{id}", "post /oa/snapshot",
-	} {
-		method, path, _ := strings.Cut(route, " ")
-		if _, ok := doc.Paths[path][method]; !ok {
-			t.Errorf("openapi.json lacks %s", route)
+
+	// Every route the server registers, now and later, must be in the
+	// document with its scope; a key with every other scope is refused
+	// it, and a key with just that scope is let through.
+	srv := &api.Server{Store: store, Importer: &oasync.Importer{Store: store, Domain: "egretair.example"}}
+	routes := srv.Routes()
+	checked := 0
+	for _, route := range routes {
+		method, path, ok := strings.Cut(route, " ")
+		if !ok || !strings.HasPrefix(path, "/api/v1/") || path == "/api/v1/openapi.json" {
+			continue
 		}
+		checked++
+		rel := strings.TrimPrefix(path, "/api/v1")
+		op, ok := doc.Paths[rel][strings.ToLower(method)]
+		if !ok {
+			t.Errorf("openapi.json lacks %s %s", strings.ToLower(method), rel)
+			continue
+		}
+		if !slices.Contains(directory.Scopes, op.Scope) || op.Scope == directory.ScopeAll {
+			t.Errorf("%s: x-scope %q is not a scope", route, op.Scope)
+			continue
+		}
+		var others []string
+		for _, sc := range directory.Scopes {
+			if sc != op.Scope && sc != directory.ScopeAll {
+				others = append(others, sc)
+			}
+		}
+		ctx := context.Background()
+		_, without, err := store.CreateAPIKey(ctx, "without "+route, others)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, with, err := store.CreateAPIKey(ctx, "with "+route, []string{op.Scope})
+		if err != nil {
+			t.Fatal(err)
+		}
+		url := strings.NewReplacer("{id}", "no-such-id", "{address}", "x@egretair.example").Replace(path)
+		if code := call(t, ts, "", method, url, strings.NewReader("{}"), nil); code != 401 {
+			t.Errorf("%s without a key: %d, want 401", route, code)
+		}
+		if code := call(t, ts, without, method, url, strings.NewReader("{}"), nil); code != 403 {
+			t.Errorf("%s with every scope but %s: %d, want 403", route, op.Scope, code)
+		}
+		if code := call(t, ts, with, method, url, strings.NewReader("{}"), nil); code == 401 || code == 403 {
+			t.Errorf("%s with scope %s: %d", route, op.Scope, code)
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("checked %d routes of %v; the route list is not being read", checked, routes)
 	}
 }

@@ -20,13 +20,30 @@ type Server struct {
 	Log      *slog.Logger
 	// MaxSnapshotBytes bounds an OA snapshot upload; zero means 256 MiB.
 	MaxSnapshotBytes int64
+	// Lifecycle makes the account-lifecycle changes; nil means one over
+	// Store with the Importer's mail domain and the default retention.
+	Lifecycle *directory.Lifecycle
 
-	ready atomic.Bool
+	// state is starting, ready or stopping.
+	state atomic.Int32
 }
 
-// SetReady marks the node ready (or not): /healthz answers 200 only when
-// every listener of the node is up.
-func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+const (
+	stateStarting int32 = iota
+	stateReady
+	stateStopping
+)
+
+// SetReady marks the node ready: /healthz answers 200 only when every
+// listener of the node is up. SetReady(false) on a ready node means it is
+// shutting down.
+func (s *Server) SetReady(ok bool) {
+	if ok {
+		s.state.Store(stateReady)
+	} else {
+		s.state.CompareAndSwap(stateReady, stateStopping)
+	}
+}
 
 func (s *Server) log() *slog.Logger {
 	if s.Log != nil {
@@ -37,7 +54,7 @@ func (s *Server) log() *slog.Logger {
 
 // Handler answers the HTTP handler for every route.
 func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
+	mux := newRouteMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
 
@@ -46,6 +63,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/users/{id}/password", s.scoped("directory:write", s.setPassword))
 	mux.Handle("GET /api/v1/orgunits/{id}", s.scoped("directory:read", s.getOrgUnit))
 	mux.Handle("POST /api/v1/oa/snapshot", s.scoped("oa:sync", s.importSnapshot))
+	s.oaRoutes(mux)
+	s.lifecycleRoutes(mux)
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
@@ -54,8 +73,12 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	if !s.ready.Load() {
+	switch s.state.Load() {
+	case stateStarting:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+		return
+	case stateStopping:
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "stopping"})
 		return
 	}
 	if err := s.Store.Ping(r.Context()); err != nil {

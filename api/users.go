@@ -42,6 +42,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		Status:  q.Get("status"),
 		OrgUnit: q.Get("orgunit"),
 		Login:   q.Get("login"),
+		Kind:    q.Get("kind"),
 		Offset:  (page - 1) * perPage,
 		Limit:   perPage,
 	})

@@ -30,8 +30,11 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
-// LookupAddress finds the enabled account that receives mail at address.
+// LookupAddress finds the enabled account that receives mail at address:
+// the account's own address or one of its aliases. The answer carries the
+// account's own address either way.
 func (s *Store) LookupAddress(ctx context.Context, address string) (MailAccount, error) {
+	addr := strings.ToLower(address)
 	var row struct {
 		ID      string
 		Address string
@@ -41,7 +44,8 @@ func (s *Store) LookupAddress(ctx context.Context, address string) (MailAccount,
 		Table("accounts").
 		Select("accounts.id, accounts.address, people.login").
 		Joins("LEFT JOIN people ON people.id = accounts.person_id").
-		Where("accounts.address = ? AND accounts.status = ?", strings.ToLower(address), AccountEnabled).
+		Where("(accounts.address = ? OR accounts.id IN (SELECT account_id FROM aliases WHERE address = ?))"+
+			" AND accounts.status = ?", addr, addr, AccountEnabled).
 		Take(&row).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return MailAccount{}, ErrNotFound
@@ -143,9 +147,9 @@ func (s *Store) SetPassword(ctx context.Context, who, password string) (*Account
 		}
 		// The hash itself is not logged: the change log is read by
 		// mirrors, and the LDAP mirror fetches the hash it needs.
-		return LogChange(tx, EntityAccount, acct.ID, OpUpdate, map[string]any{
-			"id": acct.ID, "password_changed_at": now,
-		})
+		return appendChange(tx, now, EntityAccount, acct.ID, OpUpdate,
+			map[string]any{"id": acct.ID, "password_changed_at": acct.PasswordChangedAt},
+			map[string]any{"id": acct.ID, "password_changed_at": now})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("directory: set password of account %s: %w", acct.ID, err)

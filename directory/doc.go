@@ -8,6 +8,7 @@
 //	Post      a position in a department (EKP "post"); people hold posts
 //	Person    an employee, or a shared or service identity
 //	Account   the mail account of a person: address, password, status
+//	Alias     a further address that delivers to an account
 //	Group     an OA group; members are people, units or posts
 //	Change    one row of the change log that mirrors consume in order
 //	APIKey    a credential for the HTTP API, kept as a SHA-256 digest
@@ -20,4 +21,10 @@
 // the schema from package migrations. Writers that change the model append
 // to the change log in the same transaction, so a mirror that follows the
 // log never misses a change and never sees one that was rolled back.
+//
+// Lifecycle makes the changes the account-lifecycle API asks for, one
+// transaction each, logging who made each change and the record before
+// and after it; Audit reads that trail back. A deleted account is kept,
+// with its mail and its addresses, for a retention period in which it
+// can be restored; PurgeExpired then removes it.
 package directory

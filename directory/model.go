@@ -27,10 +27,13 @@ const (
 	PersonLeft   = "left"
 )
 
-// Account statuses.
+// Account statuses. A deleted account keeps its rows, its mail and its
+// addresses until its PurgeAfter time, and may be restored until then; it
+// receives no mail and cannot log in.
 const (
 	AccountEnabled  = "enabled"
 	AccountDisabled = "disabled"
+	AccountDeleted  = "deleted"
 )
 
 // Kinds of group member.
@@ -91,6 +94,7 @@ type Person struct {
 	Mobile      string  `json:"mobile,omitempty"`
 	MobileRaw   string  `json:"mobile_raw,omitempty"`
 	WorkPhone   string  `json:"work_phone,omitempty"`
+	Title       string  `json:"title,omitempty"`
 	Sex         string  `json:"sex,omitempty"`
 	AltEmail    string  `json:"alt_email,omitempty"`
 	UnitID      *string `json:"unit_id,omitempty"`
@@ -120,6 +124,10 @@ type Account struct {
 	Status            string     `json:"status"`
 	PasswordHash      string     `json:"-"`
 	PasswordChangedAt *time.Time `json:"password_changed_at,omitempty"`
+	// QuotaBytes bounds the mailbox; zero means no limit.
+	QuotaBytes int64      `json:"quota_bytes"`
+	DeletedAt  *time.Time `json:"deleted_at,omitempty"`
+	PurgeAfter *time.Time `json:"purge_after,omitempty"`
 
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -174,6 +182,8 @@ const (
 	OpDisable = "disable"
 	OpEnable  = "enable"
 	OpDelete  = "delete"
+	OpRestore = "restore"
+	OpPurge   = "purge"
 )
 
 // APIKey is a credential for the HTTP API. Only the SHA-256 digest of the

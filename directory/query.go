@@ -32,6 +32,8 @@ type UserFilter struct {
 	OrgUnit string
 	// Login matches a login without regard to case.
 	Login string
+	// Kind is a person kind ("staff", "shared", "service").
+	Kind string
 	// Offset and Limit page the result, in display order.
 	Offset, Limit int
 }
@@ -59,6 +61,13 @@ func (s *Store) ListUsers(ctx context.Context, f UserFilter) ([]User, int64, err
 			return nil, 0, err
 		}
 		q = q.Where("people.unit_id = ?", unit.ID)
+	}
+	switch f.Kind {
+	case "":
+	case PersonStaff, PersonShared, PersonService:
+		q = q.Where("people.kind = ?", f.Kind)
+	default:
+		return nil, 0, fmt.Errorf("%w: kind %q (want staff, shared or service)", ErrBadFilter, f.Kind)
 	}
 	if f.Login != "" {
 		q = q.Where("people.login_lower = ?", strings.ToLower(f.Login))
