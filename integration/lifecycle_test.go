@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
+	"net/smtp"
 	"net/url"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +91,7 @@ func TestNodeLifecycle(t *testing.T) {
 				user = address
 			}
 			mailRoundtrip(t, n, user, password, address)
+			checkRoleAddresses(t, n)
 
 			n.stop(t)
 		})
@@ -175,7 +178,8 @@ func checkAccountTotals(t *testing.T, n *node, snap *snapshot) {
 		{"enabled", snap.Available},
 		{"disabled", snap.Left},
 	} {
-		list := n.getJSON(t, "/api/v1/users?status="+c.status+"&per_page=1")
+		// Staff only: egret adds a postmaster service mailbox of its own.
+		list := n.getJSON(t, "/api/v1/users?kind=staff&status="+c.status+"&per_page=1")
 		if got := number(t, list, "total"); got != c.want {
 			t.Errorf("GET /api/v1/users?status=%s: total %d, want %d", c.status, got, c.want)
 		}
@@ -316,4 +320,34 @@ func keyPaths(report map[string]any) []string {
 	})
 	slices.Sort(paths)
 	return paths
+}
+
+// checkRoleAddresses sends to postmaster and abuse, which every mail
+// domain must accept (RFC 5321 §4.5.1, RFC 2142 §2) though the OA export
+// names neither.
+func checkRoleAddresses(t *testing.T, n *node) {
+	t.Helper()
+	for _, rcpt := range []string{"postmaster@" + mailDomain, "Abuse@" + mailDomain} {
+		// Plain SMTP on purpose: net/smtp.SendMail would take the
+		// STARTTLS offer and refuse the self-signed certificate.
+		c, err := smtp.Dial(n.smtpAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Mail("ops@example.org")
+		if err == nil {
+			err = c.Rcpt(rcpt)
+		}
+		if err == nil {
+			var w io.WriteCloser
+			if w, err = c.Data(); err == nil {
+				io.WriteString(w, "From: <ops@example.org>\r\nSubject: role address\r\n\r\nhello\r\n")
+				err = w.Close()
+			}
+		}
+		c.Quit()
+		if err != nil {
+			t.Errorf("mail to %s: %v", rcpt, err)
+		}
+	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/egretair/egret/mailcore/queue"
 )
 
 // Config is egret's configuration: a TOML file whose every key may also be
@@ -18,15 +21,19 @@ import (
 // file. With neither, the defaults run role "all" on SQLite under
 // ./egret-data with unprivileged loopback ports.
 type Config struct {
-	Node     NodeConfig     `toml:"node"`
-	Database DatabaseConfig `toml:"database"`
-	HTTP     HTTPConfig     `toml:"http"`
-	SMTP     SMTPConfig     `toml:"smtp"`
-	IMAP     IMAPConfig     `toml:"imap"`
-	Mail     MailConfig     `toml:"mail"`
-	TLS      TLSConfig      `toml:"tls"`
-	API      APIConfig      `toml:"api"`
-	Log      LogConfig      `toml:"log"`
+	Node      NodeConfig      `toml:"node"`
+	Database  DatabaseConfig  `toml:"database"`
+	Directory DirectoryConfig `toml:"directory"`
+	HTTP      HTTPConfig      `toml:"http"`
+	SMTP      SMTPConfig      `toml:"smtp"`
+	IMAP      IMAPConfig      `toml:"imap"`
+	Queue     QueueConfig     `toml:"queue"`
+	LMTP      LMTPConfig      `toml:"lmtp"`
+	Mail      MailConfig      `toml:"mail"`
+	TLS       TLSConfig       `toml:"tls"`
+	API       APIConfig       `toml:"api"`
+	Log       LogConfig       `toml:"log"`
+	OA        OAConfig        `toml:"oa"`
 }
 
 // NodeConfig says what this process is.
@@ -48,6 +55,13 @@ type DatabaseConfig struct {
 	URL string `toml:"url"`
 }
 
+// DirectoryConfig configures the account lifecycle.
+type DirectoryConfig struct {
+	// Retention is how long a deleted account is kept, restorable,
+	// before it is purged, as a Go duration ("720h" is 30 days).
+	Retention time.Duration `toml:"retention"`
+}
+
 // HTTPConfig configures the API listener.
 type HTTPConfig struct {
 	Addr string `toml:"addr"`
@@ -63,6 +77,24 @@ type SMTPConfig struct {
 
 // IMAPConfig configures the IMAP listener.
 type IMAPConfig struct {
+	Addr string `toml:"addr"`
+}
+
+// QueueConfig configures the delivery queue under <data_dir>/queue.
+type QueueConfig struct {
+	// Workers bounds the deliveries in flight.
+	Workers int `toml:"workers"`
+	// RetrySchedule is the wait after each failed attempt of a
+	// recipient, separated by spaces; the last one repeats.
+	RetrySchedule string `toml:"retry_schedule"`
+	// GiveUpAfter is how long after its arrival a message is tried.
+	GiveUpAfter time.Duration `toml:"give_up_after"`
+}
+
+// LMTPConfig configures the LMTP hop between the queue and the store.
+type LMTPConfig struct {
+	// Addr is "unix:PATH" or a loopback HOST:PORT; empty means the
+	// socket lmtp.sock in the data folder.
 	Addr string `toml:"addr"`
 }
 
@@ -88,6 +120,24 @@ type APIConfig struct {
 	BootstrapKey string `toml:"bootstrap_key"`
 }
 
+// OAConfig configures OA sync: the safety valve and the EKP pull
+// connector.
+type OAConfig struct {
+	// DisableThreshold is how many accounts one import may disable
+	// before it is held for approval; -1 turns the valve off.
+	DisableThreshold int `toml:"disable_threshold"`
+	// EKPURL is the address of EKP's organisation export service
+	// (getUpdatedElements, REST form); empty turns pulling off.
+	EKPURL string `toml:"ekp_url"`
+	// EKPToken, when set, is sent as the Authorization header (as a
+	// bearer token unless it holds a space). Keep it in the environment.
+	EKPToken string `toml:"ekp_token"`
+	// PullInterval is how often serve pulls from EKP.
+	PullInterval time.Duration `toml:"pull_interval"`
+	// PullPageSize is the count asked of EKP per request.
+	PullPageSize int `toml:"pull_page_size"`
+}
+
 // LogConfig configures logging.
 type LogConfig struct {
 	// Level is debug, info, warn or error.
@@ -101,13 +151,20 @@ type LogConfig struct {
 // environment.
 func defaultConfig() Config {
 	return Config{
-		Node:     NodeConfig{Role: "all", DataDir: "./egret-data", Hostname: "localhost"},
-		HTTP:     HTTPConfig{Addr: "127.0.0.1:8080", MaxSnapshotBytes: 256 << 20},
-		SMTP:     SMTPConfig{Addr: "127.0.0.1:2525", MaxMessageBytes: 50 << 20},
-		IMAP:     IMAPConfig{Addr: "127.0.0.1:1143"},
-		Mail:     MailConfig{Domain: "egretair.example"},
-		Log:      LogConfig{Level: "info"},
-		Database: DatabaseConfig{},
+		Node: NodeConfig{Role: "all", DataDir: "./egret-data", Hostname: "localhost"},
+		HTTP: HTTPConfig{Addr: "127.0.0.1:8080", MaxSnapshotBytes: 256 << 20},
+		SMTP: SMTPConfig{Addr: "127.0.0.1:2525", MaxMessageBytes: 50 << 20},
+		IMAP: IMAPConfig{Addr: "127.0.0.1:1143"},
+		Queue: QueueConfig{
+			Workers:       8,
+			RetrySchedule: "1m 5m 15m 30m 1h",
+			GiveUpAfter:   5 * 24 * time.Hour,
+		},
+		Mail:      MailConfig{Domain: "egretair.example"},
+		Log:       LogConfig{Level: "info"},
+		OA:        OAConfig{DisableThreshold: 500, PullInterval: 5 * time.Minute, PullPageSize: 500},
+		Database:  DatabaseConfig{},
+		Directory: DirectoryConfig{Retention: 30 * 24 * time.Hour},
 	}
 }
 
@@ -146,8 +203,31 @@ func (c Config) check() error {
 	if c.Mail.Domain == "" || strings.ContainsAny(c.Mail.Domain, "@ ") {
 		errs = append(errs, fmt.Errorf("mail.domain %q is not a domain name", c.Mail.Domain))
 	}
+	if _, err := queue.ParseRetry(c.Queue.RetrySchedule); err != nil {
+		errs = append(errs, fmt.Errorf("queue.retry_schedule: %w", err))
+	}
+	if c.Queue.Workers < 1 {
+		errs = append(errs, fmt.Errorf("queue.workers %d: want at least 1", c.Queue.Workers))
+	}
+	if c.Queue.GiveUpAfter <= 0 {
+		errs = append(errs, fmt.Errorf("queue.give_up_after %v: want a positive duration", c.Queue.GiveUpAfter))
+	}
+	if a := c.LMTP.Addr; a != "" && !strings.HasPrefix(a, "unix:") {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("lmtp.addr %q: want unix:PATH or HOST:PORT", a))
+		}
+	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.cert_file and tls.key_file go together"))
+	}
+	if c.Directory.Retention < time.Hour {
+		errs = append(errs, fmt.Errorf("directory.retention %s: want at least 1h", c.Directory.Retention))
+	}
+	if c.OA.DisableThreshold < -1 {
+		errs = append(errs, fmt.Errorf("oa.disable_threshold %d: want a count, or -1 for no limit", c.OA.DisableThreshold))
+	}
+	if c.OA.EKPURL != "" && (c.OA.PullInterval < time.Second || c.OA.PullPageSize < 1) {
+		errs = append(errs, errors.New("oa.pull_interval must be at least 1s and oa.pull_page_size at least 1"))
 	}
 	if k := c.API.BootstrapKey; k != "" && len(k) < 16 {
 		errs = append(errs, errors.New("api.bootstrap_key must have at least 16 characters"))
@@ -219,4 +299,28 @@ func configPath(flag string) string {
 		return flag
 	}
 	return os.Getenv("EGRET_CONFIG")
+}
+
+// unknownEnv answers the EGRET_ variables in environ that set no key, so
+// that a misspelt one is reported instead of silently doing nothing.
+// EGRET_CONFIG and the test suite's EGRET_TEST_ variables are known.
+func unknownEnv(environ []string) []string {
+	known := map[string]bool{"EGRET_CONFIG": true}
+	root := reflect.TypeOf(Config{})
+	for i := 0; i < root.NumField(); i++ {
+		section := root.Field(i)
+		for j := 0; j < section.Type.NumField(); j++ {
+			name := "EGRET_" + strings.ToUpper(section.Tag.Get("toml")) + "_" +
+				strings.ToUpper(section.Type.Field(j).Tag.Get("toml"))
+			known[name] = true
+		}
+	}
+	var unknown []string
+	for _, kv := range environ {
+		k, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(k, "EGRET_") && !strings.HasPrefix(k, "EGRET_TEST_") && !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	return unknown
 }

@@ -100,3 +100,16 @@ func TestExampleConfigShowsTheDefaults(t *testing.T) {
 		t.Fatalf("docs/egret.example.toml says\n%+v\nbut the defaults are\n%+v", fromFile, defaults)
 	}
 }
+
+func TestMisspeltEnvironmentVariablesAreFound(t *testing.T) {
+	got := unknownEnv([]string{
+		"EGRET_SMTP_ADDR=127.0.0.1:1",
+		"EGRET_SMTP_ADRR=127.0.0.1:2",
+		"EGRET_CONFIG=/etc/egret.toml",
+		"EGRET_TEST_MYSQL_DSN=root@tcp(127.0.0.1:3306)/",
+		"HOME=/root",
+	})
+	if len(got) != 1 || got[0] != "EGRET_SMTP_ADRR" {
+		t.Fatalf("unknown variables: %v, want [EGRET_SMTP_ADRR]", got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,6 +62,9 @@ func (a *app) root() *cobra.Command {
 			a.cfg = cfg
 			a.log = newLogger(cfg.Log, a.stderr)
 			slog.SetDefault(a.log)
+			for _, name := range unknownEnv(os.Environ()) {
+				a.log.Warn("environment variable sets no configuration key", slog.String("variable", name))
+			}
 			return nil
 		},
 	}
@@ -71,6 +75,10 @@ func (a *app) root() *cobra.Command {
 		a.migrateCmd(),
 		a.oaCmd(),
 		a.userCmd(),
+		a.accountCmd(),
+		a.apikeyCmd(),
+		a.auditCmd(),
+		a.queueCmd(),
 		a.versionCmd(),
 	)
 	return root
@@ -110,7 +118,7 @@ func (a *app) versionCmd() *cobra.Command {
 		// Printing the version needs no configuration.
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := fmt.Fprintf(a.stdout, "egret %s\n", version)
+			_, err := fmt.Fprintf(a.stdout, "egret %s\n", buildVersion())
 			return err
 		},
 	}
@@ -127,4 +135,39 @@ func osUser() string {
 		return u.Username
 	}
 	return strconv.Itoa(os.Getuid())
+}
+
+// buildVersion answers the version set at link time, else what the Go
+// toolchain recorded: the module version of `go install`, or the commit
+// of a build from a checkout.
+func buildVersion() string {
+	if version != "dev" {
+		return version
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return version
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	rev, dirty := "", false
+	for _, kv := range info.Settings {
+		switch kv.Key {
+		case "vcs.revision":
+			rev = kv.Value
+		case "vcs.modified":
+			dirty = kv.Value == "true"
+		}
+	}
+	if rev == "" {
+		return version
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if dirty {
+		rev += "-modified"
+	}
+	return version + "+" + rev
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/egretair/egret/api"
 	"github.com/egretair/egret/directory"
 	"github.com/egretair/egret/mailcore/imapd"
+	"github.com/egretair/egret/mailcore/lmtp"
 	"github.com/egretair/egret/mailcore/smtpd"
 	"github.com/egretair/egret/mailcore/store"
 	"github.com/egretair/egret/mailcore/tlsconf"
@@ -53,11 +54,6 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		return err
 	}
 	defer dir.Close()
-	if cfg.API.BootstrapKey != "" {
-		if _, err := dir.EnsureAPIKey(ctx, "bootstrap", cfg.API.BootstrapKey, []string{directory.ScopeAll}); err != nil {
-			return err
-		}
-	}
 	importer := a.importer(dir)
 	if importFile != "" {
 		if err := a.importAtStart(ctx, importer, importFile); err != nil {
@@ -75,6 +71,24 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	}
 	defer mail.Close()
 	accounts := mailAccounts{store: dir}
+
+	// The queue first: its lock makes sure no other process serves
+	// this data folder before the LMTP socket is taken over.
+	lmtpAddr := lmtpAddress(cfg)
+	q, err := openQueue(cfg, &lmtp.Client{Addr: lmtpAddr, LocalName: cfg.Node.Hostname}, log)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	lmtpLn, err := listenLMTP(lmtpAddr)
+	if err != nil {
+		return err
+	}
+	lmtpSrv := lmtp.NewServer(lmtp.Config{
+		Hostname:        cfg.Node.Hostname,
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes + 1<<20,
+	}, accounts, mail, log)
+	defer lmtpSrv.Close()
 
 	// Every listener is bound before any is served, so a port in use
 	// stops the start cleanly and /healthz never says ready too early.
@@ -94,7 +108,24 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		return fmt.Errorf("imap listener: %w", err)
 	}
 
-	apiSrv := &api.Server{Store: dir, Importer: importer, Log: log, MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes}
+	// Only a node that holds its ports may change the bootstrap key, so
+	// a second start that fails on a busy port changes nothing.
+	if err := a.seedBootstrapKey(ctx, dir); err != nil {
+		httpLn.Close()
+		smtpLn.Close()
+		imapLn.Close()
+		return err
+	}
+
+	life := a.lifecycle(dir)
+	life.RemoveMailbox = mail.RemoveAccount
+	if _, err := life.EnsurePostmaster(ctx); err != nil {
+		// Mail to postmaster is refused until this is mended; the
+		// rest of the node works.
+		log.Error("postmaster mailbox missing", slog.Any("err", err))
+	}
+	apiSrv := &api.Server{Store: dir, Importer: importer, Log: log, MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes,
+		Lifecycle: life}
 	httpSrv := &http.Server{
 		Handler:           apiSrv.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -105,20 +136,27 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		Hostname:        cfg.Node.Hostname,
 		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		TLS:             tlsConfig,
-	}, accounts, mail, log)
+	}, accounts, q, log)
 	imapSrv := imapd.New(imapd.Config{TLS: tlsConfig}, accounts, mail, log)
 
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
+	go func() { errc <- serveErr("lmtp", lmtpSrv.Serve(lmtpLn)) }()
+	q.Start()
 	go func() { errc <- serveErr("http", httpSrv.Serve(httpLn)) }()
+	purgeCtx, stopPurge := context.WithCancel(ctx)
+	defer stopPurge()
+	go life.RunPurger(purgeCtx, purgeInterval)
 	go func() { errc <- serveErr("smtp", smtpSrv.Serve(smtpLn)) }()
 	go func() { errc <- serveErr("imap", imapSrv.Serve(imapLn)) }()
 	apiSrv.SetReady(true)
+	a.startOAPull(ctx, importer)
 	log.Info("egret started",
 		slog.String("role", cfg.Node.Role),
-		slog.String("version", version),
+		slog.String("version", buildVersion()),
 		slog.String("http", httpLn.Addr().String()),
 		slog.String("smtp", smtpLn.Addr().String()),
 		slog.String("imap", imapLn.Addr().String()),
+		slog.String("lmtp", lmtpAddr),
 		slog.String("mail_domain", cfg.Mail.Domain))
 
 	var runErr error
@@ -136,6 +174,14 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	defer cancel()
 	if err := smtpSrv.Shutdown(sctx); err != nil {
 		log.Warn("smtp shutdown", slog.Any("err", err))
+	}
+	// Then the queue, which waits for its attempts in flight, then
+	// the LMTP server they talk to.
+	if err := q.Close(); err != nil {
+		log.Warn("queue shutdown", slog.Any("err", err))
+	}
+	if err := lmtpSrv.Close(); err != nil {
+		log.Warn("lmtp shutdown", slog.Any("err", err))
 	}
 	if err := imapSrv.Close(); err != nil {
 		log.Warn("imap shutdown", slog.Any("err", err))
@@ -168,4 +214,25 @@ func (a *app) importAtStart(ctx context.Context, imp *oasync.Importer, path stri
 	}
 	a.log.Info("snapshot imported", slog.String("file", path), slog.Any("report", report))
 	return nil
+}
+
+// bootstrapKeyName names the key that EGRET_API_BOOTSTRAP_KEY seeds.
+const bootstrapKeyName = "bootstrap"
+
+// seedBootstrapKey makes the configured bootstrap key live with every
+// scope, or, when none is configured, revokes one seeded before: taking
+// the variable away must take the access away too.
+func (a *app) seedBootstrapKey(ctx context.Context, dir *directory.Store) error {
+	if k := a.cfg.API.BootstrapKey; k != "" {
+		_, err := dir.EnsureAPIKey(ctx, bootstrapKeyName, k, []string{directory.ScopeAll})
+		return err
+	}
+	_, err := dir.RevokeAPIKey(ctx, bootstrapKeyName)
+	if errors.Is(err, directory.ErrNotFound) {
+		return nil
+	}
+	if err == nil {
+		a.log.Info("bootstrap API key revoked", slog.String("cause", "api.bootstrap_key is not set"))
+	}
+	return err
 }
