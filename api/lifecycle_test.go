@@ -40,6 +40,7 @@ func (c *clock) Advance(d time.Duration) {
 // records the mailboxes it was asked to remove.
 type lifecycleEnv struct {
 	ts      *httptest.Server
+	srv     *api.Server
 	store   *directory.Store
 	life    *directory.Lifecycle
 	clock   *clock
@@ -69,6 +70,7 @@ func newLifecycleEnv(t *testing.T, dialect string) *lifecycleEnv {
 		Lifecycle: env.life,
 	}
 	srv.SetReady(true)
+	env.srv = srv
 	env.ts = httptest.NewServer(srv.Handler())
 	t.Cleanup(env.ts.Close)
 	return env

@@ -73,7 +73,7 @@ func (l *Lifecycle) CreateUser(ctx context.Context, in NewUser) (*User, error) {
 	}
 	checks := []error{
 		checkText("display_name", in.DisplayName, maxNameLen, true),
-		checkText("oa_id", in.OAID, maxOAIDLen, false),
+		checkOAID("oa_id", in.OAID),
 		checkText("employee_no", in.EmployeeNo, maxPhoneLen, false),
 		checkText("unit_id", in.UnitID, maxOAIDLen, false),
 		checkMobile(in.MobileRaw, in.Mobile),

@@ -49,6 +49,20 @@ func checkText(field, v string, max int, required bool) error {
 	return nil
 }
 
+// checkOAID refuses an OA id the OA could not have sent: the import trims
+// ids, and MySQL's collations pad with spaces, so that "d1 " there is
+// "d1" while SQLite holds them apart. An id with white space at its ends
+// would name one record on one database and two on the other.
+func checkOAID(field, v string) error {
+	if err := checkText(field, v, maxOAIDLen, false); err != nil {
+		return err
+	}
+	if strings.TrimSpace(v) != v {
+		return fieldErr(field, "%q has white space at its ends; OA ids have none", v)
+	}
+	return nil
+}
+
 // LoginKey answers the form under which logins are compared: Unicode
 // NFKC (so full-width "ＷａｎｇＷｅｉ" meets "WangWei") and lower case.
 func LoginKey(login string) string {

@@ -41,7 +41,7 @@ func (l *Lifecycle) CreateUnit(ctx context.Context, in NewUnit) (*OrgUnit, error
 	if err := checkText("name", in.Name, maxNameLen, true); err != nil {
 		return nil, err
 	}
-	if err := checkText("oa_id", in.OAID, maxOAIDLen, false); err != nil {
+	if err := checkOAID("oa_id", in.OAID); err != nil {
 		return nil, err
 	}
 	if err := checkText("parent_id", in.ParentID, maxOAIDLen, in.Kind == UnitDept); err != nil {
@@ -187,7 +187,8 @@ func (l *Lifecycle) MoveUnit(ctx context.Context, id, parentID string) (*OrgUnit
 }
 
 // DeleteUnit removes an empty unit. A unit that still has people, child
-// units or posts is refused with a *ConflictError listing them.
+// units or posts, or that a group lists as a member, is refused with a
+// *ConflictError listing them.
 func (l *Lifecycle) DeleteUnit(ctx context.Context, id string) error {
 	err := l.tx(ctx, func(tx *gorm.DB) error {
 		before, err := l.lockUnit(tx, id)
@@ -219,10 +220,22 @@ func (l *Lifecycle) DeleteUnit(ctx context.Context, id string) error {
 		for _, p := range posts {
 			holders = append(holders, Holder{Kind: EntityPost, ID: p.ID, Name: p.Name})
 		}
+		// A group that lists the unit would be left naming a unit that
+		// is gone, and no change-log row would tell its mirrors.
+		var groups []Group
+		if err := tx.Where("id IN (?)", tx.Model(&GroupMember{}).Select("group_id").
+			Where("member_kind = ? AND member_id = ?", MemberUnit, before.ID)).
+			Order("name").Limit(maxListed).Find(&groups).Error; err != nil {
+			return err
+		}
+		for _, g := range groups {
+			holders = append(holders, Holder{Kind: EntityGroup, ID: g.ID, Name: g.Name})
+		}
 		if len(holders) > 0 {
 			return &ConflictError{Field: "id",
-				Message: fmt.Sprintf("unit %s still holds %d people, %d units and %d posts (at most %d of each listed)",
-					before.ID, len(people), len(children), len(posts), maxListed),
+				Message: fmt.Sprintf("unit %s still holds %d people, %d units and %d posts, "+
+					"and is a member of %d groups (at most %d of each listed)",
+					before.ID, len(people), len(children), len(posts), len(groups), maxListed),
 				Holders: holders}
 		}
 		if err := tx.Where("id = ?", before.ID).Delete(&OrgUnit{}).Error; err != nil {

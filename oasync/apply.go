@@ -1,10 +1,13 @@
 package oasync
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 
 	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 
 	"github.com/egretair/egret/directory"
 )
@@ -33,6 +36,7 @@ func (pl *plan) apply(tx *gorm.DB, maxParams int) error {
 		{"create people", func() error { return insert(tx, pl.personCreates, maxParams) }},
 		{"update people", func() error { return update(tx, &directory.Person{}, pl.personUpdates) }},
 		{"create accounts", func() error { return insert(tx, pl.accountCreates, maxParams) }},
+		{"check new addresses against aliases", func() error { return pl.checkAliases(tx) }},
 		{"update accounts", func() error { return update(tx, &directory.Account{}, pl.accountUpdates) }},
 		{"remove person posts", func() error { return removeLinks(tx, pl.linkRemoves) }},
 		{"add person posts", func() error { return insert(tx, pl.linkAdds, maxParams) }},
@@ -43,11 +47,56 @@ func (pl *plan) apply(tx *gorm.DB, maxParams int) error {
 		{"append change log", func() error { return directory.LogChanges(tx, pl.changes) }},
 	}
 	for _, s := range steps {
-		if err := s.run(); err != nil {
+		err := s.run()
+		var invalid *InvalidError
+		if errors.As(err, &invalid) {
+			return err
+		}
+		if err != nil {
 			return fmt.Errorf("oasync: %s: %w", s.what, err)
 		}
 	}
 	return nil
+}
+
+// aliasBatch bounds the addresses one look-up of aliases names.
+const aliasBatch = 500
+
+// checkAliases refuses the import when a new account's address has
+// become an alias since the directory was loaded: a lifecycle call that
+// added the alias meanwhile. No unique key spans accounts and aliases,
+// so the look-up is what keeps one address from reaching two accounts.
+// On MySQL it reads under lock, after the accounts were inserted: a
+// lifecycle call that checks the address under lock then sees the new
+// account, and one that got there first is waited for and seen here.
+// SQLite has one writer at a time, and a transaction that read before
+// another wrote cannot commit.
+func (pl *plan) checkAliases(tx *gorm.DB) error {
+	if len(pl.newAddr) == 0 {
+		return nil
+	}
+	addrs := make([]string, 0, len(pl.newAddr))
+	for a := range pl.newAddr {
+		addrs = append(addrs, a)
+	}
+	slices.Sort(addrs)
+	q := tx
+	if tx.Dialector.Name() == "mysql" {
+		q = tx.Clauses(clause.Locking{Strength: "UPDATE"})
+	}
+	var ps problems
+	for chunk := range slices.Chunk(addrs, aliasBatch) {
+		var found []directory.Alias
+		if err := q.Where("address IN ?", chunk).Order("address").Find(&found).Error; err != nil {
+			return err
+		}
+		for _, al := range found {
+			ps.add(pl.newAddr[al.Address], "email",
+				"would receive the mail address %s, which directory account %s (as an alias) has",
+				al.Address, al.AccountID)
+		}
+	}
+	return ps.err()
 }
 
 // freeLogins moves the logins that change out of the way first, so that

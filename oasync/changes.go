@@ -3,6 +3,7 @@ package oasync
 import (
 	"context"
 	"io"
+	"time"
 )
 
 // ImportChanges reads a page of EKP changes from r (the same forms as a
@@ -27,14 +28,19 @@ func (imp *Importer) ImportChanges(ctx context.Context, r io.Reader, opts Option
 // would update, and answers a warning for each. Alter times are compared
 // in their stored form, whose fixed width makes text order time order.
 // An element without a readable alterTime, or a record without one, is
-// never stale.
-func dropStale(d *decoded, st *dirState) []Warning {
+// never stale, and so is one whose record holds a time past the clock
+// (see maxAhead).
+func dropStale(d *decoded, st *dirState, now time.Time) []Warning {
 	var warnings []Warning
 	kept := d.elements[:0:0]
 	for _, el := range d.elements {
 		held := ""
 		if !el.broken {
 			held = heldAlterTime(el, st)
+		}
+		if aheadOfClock(held, now) {
+			// Kept before such times were refused: it proves nothing.
+			held = ""
 		}
 		t, ok := normAlterTime(el.AlterTime)
 		if held == "" || !ok || t == "" || t >= held {

@@ -52,7 +52,11 @@
 // stale: it is dropped before planning, counted in Report.Stale and named
 // in a warning, so that a page that arrives late, or again, rolls nothing
 // back. An element as old as the record is applied, and changes nothing
-// when it is the same. Parents may be units the directory holds; a move
+// when it is the same. An alterTime that cannot be read, or that lies more
+// than a day past this server's clock (a wrong clock, a mistyped year), is
+// named in a warning and not kept: the record keeps the time it held, so
+// that the rule still guards it, and the pull connector's cursor does not
+// move past rows still to come. Parents may be units the directory holds; a move
 // that would close a cycle with them is refused. The rule is for pages
 // only: a snapshot is the OA's whole state and is applied as it stands.
 //
@@ -70,7 +74,8 @@
 // decoding or validating (an element without an id, an unknown type, a
 // parent cycle, text that is not UTF-8, a duplicate id, a person without a
 // login, two people whose logins differ only in case, two people who would
-// receive the same mail address, a login that makes no mail address, a
+// receive the same mail address, a new address that is another account's
+// address or alias, a login that makes no mail address, a
 // parent that is a post or person, a field of the wrong JSON type, an
 // envelope whose count disagrees with its message, returnState other than
 // EKP's success code 2, malformed JSON) refuses the snapshot with an
@@ -99,7 +104,9 @@
 //     account of a person who stays active is not re-enabled by an
 //     import, so an operator's lock survives it.
 //   - A new account's address is the OA email when it is on the mail
-//     domain, else the lower-case login at the mail domain. An email on
+//     domain, else the login at the mail domain, in Unicode NFKC and lower
+//     case either way. It may not be an address another account holds,
+//     its own or as an alias. An email on
 //     another domain is kept as the person's alt_email. Once made, an
 //     address changes only by an explicit operation, never by an import.
 //   - Mobile numbers are kept as digits without the +86 country prefix,

@@ -36,6 +36,15 @@ type Importer struct {
 	// before it is held for approval: 0 means DefaultDisableThreshold,
 	// a negative number turns the safety valve off.
 	DisableThreshold int
+	// Now is the clock; nil means time.Now. Tests move it.
+	Now func() time.Time
+}
+
+func (imp *Importer) now() time.Time {
+	if imp.Now != nil {
+		return imp.Now().UTC()
+	}
+	return time.Now().UTC()
 }
 
 // DefaultDisableThreshold is the number of accounts an import may
@@ -126,7 +135,7 @@ func (imp *Importer) run(ctx context.Context, j job) (*Report, error) {
 
 	var pl *plan
 	var held *Plan
-	now := time.Now().UTC().Truncate(time.Microsecond)
+	now := imp.now().Truncate(time.Microsecond)
 	txCtx := directory.WithActor(ctx, actor)
 	err = imp.Store.DB().WithContext(txCtx).Transaction(func(tx *gorm.DB) error {
 		st, err := loadState(tx)
@@ -135,7 +144,7 @@ func (imp *Importer) run(ctx context.Context, j job) (*Report, error) {
 		}
 		var stale []Warning
 		if !full {
-			stale = dropStale(d, st)
+			stale = dropStale(d, st, now)
 		}
 		pl, err = planSnapshot(d, st, domain, holdingName, now, full)
 		if err != nil {

@@ -7,6 +7,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+
+	"github.com/egretair/egret/directory"
 )
 
 // alterTimeLayout is how OA alter times are stored: fixed width, so that
@@ -38,6 +40,20 @@ func normAlterTime(s string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// maxAhead is how far past this server's clock an alterTime may lie and
+// still be kept. EKP writes local time without a zone, and no zone is
+// more than 14 hours from UTC; a day leaves room for clock skew too. A
+// time further on is a wrong clock or a typing error, and kept it would
+// make every later change of the record look stale, and move the pull
+// connector's cursor past every row still to come.
+const maxAhead = 24 * time.Hour
+
+// aheadOfClock reports whether an alter time in alterTimeLayout lies more
+// than maxAhead past now.
+func aheadOfClock(t string, now time.Time) bool {
+	return t > now.UTC().Add(maxAhead).Format(alterTimeLayout)
 }
 
 // normMobile reduces a Chinese mobile number to its digits: "+86 130 2570
@@ -85,18 +101,23 @@ func loginKey(login string) string {
 
 // mailRule answers the address the OA's data gives a person, and their
 // alternative address: the OA email when it is on the mail domain, else
-// login@domain, with an email on another domain kept as the alternative.
-// Everything is lower case.
-func mailRule(email, loginLower, domain string) (address, alt string) {
-	email = strings.ToLower(email)
-	local, host, ok := strings.Cut(email, "@")
+// the login (as loginKey gives it) at the domain, with an email on
+// another domain kept as the alternative. The address is in Unicode NFKC
+// and lower case, the form in which the directory keeps and compares
+// addresses, so that a full-width email or login cannot make a
+// look-alike of an address someone holds; the alternative is only lower
+// case, as the OA wrote it.
+func mailRule(email, loginKey, domain string) (address, alt string) {
+	folded := directory.NormAddress(email)
+	local, host, ok := strings.Cut(folded, "@")
 	if ok && local != "" && host == domain {
-		return email, ""
+		return folded, ""
 	}
-	if ok && local != "" && host != "" {
-		alt = email
+	lower := strings.ToLower(email)
+	if local, host, ok := strings.Cut(lower, "@"); ok && local != "" && host != "" {
+		alt = lower
 	}
-	return loginLower + "@" + domain, alt
+	return loginKey + "@" + domain, alt
 }
 
 // validLocalPart reports whether s may stand before the "@" of an address

@@ -57,6 +57,8 @@ func TestTheMailRule(t *testing.T) {
 			"wangwei@egretair.example", "wangwei@ops.egretair.example"},
 		{"no email gives the login", "", "wangwei", "wangwei@egretair.example", ""},
 		{"a broken email is ignored", "wangwei", "wangwei", "wangwei@egretair.example", ""},
+		{"a full-width email on the domain is folded", "ＷａｎｇＷｅｉ＠egretair.example", "wangwei",
+			"wangwei@egretair.example", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

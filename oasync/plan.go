@@ -32,6 +32,9 @@ type plan struct {
 	groupUpdates   []rowUpdate
 	memberAdds     []directory.GroupMember
 	memberRemoves  []directory.GroupMember
+
+	// newAddr is the element that gets each new account, by address.
+	newAddr map[string]*element
 }
 
 // rowUpdate is the columns of one row that change.
@@ -294,6 +297,17 @@ func alterTime(el *element) string {
 	return t
 }
 
+// keptAlterTime answers the alter time to keep for a record an element
+// updates: the element's, or the one the record holds when the element
+// has none that can be kept. Erasing the record's would lift the stale
+// rule from it, and a late page could then roll it back.
+func keptAlterTime(el *element, held string) string {
+	if t := alterTime(el); t != "" {
+		return t
+	}
+	return held
+}
+
 func (pn *planner) planUnits() {
 	type update struct {
 		u   directory.OrgUnit
@@ -330,6 +344,7 @@ func (pn *planner) planUnits() {
 			pn.pl.unitCreates = append(pn.pl.unitCreates, u)
 			continue
 		}
+		u.OAAlterTime = keptAlterTime(el, old.OAAlterTime)
 		c := changes{}
 		diff(c, "kind", old.Kind, u.Kind)
 		diff(c, "name", old.Name, u.Name)
@@ -421,6 +436,7 @@ func (pn *planner) planPosts() {
 			pn.pl.postCreates = append(pn.pl.postCreates, p)
 			continue
 		}
+		p.OAAlterTime = keptAlterTime(el, old.OAAlterTime)
 		c := changes{}
 		diff(c, "name", old.Name, p.Name)
 		diffRef(c, "unit_id", old.UnitID, p.UnitID)
@@ -645,6 +661,7 @@ func (pn *planner) planPeople(lp linkPlan) {
 			// Kind is egret's to say (shared, service); the OA does not
 			// send it.
 			p.Kind = old.Kind
+			p.OAAlterTime = keptAlterTime(el, old.OAAlterTime)
 			c := changes{}
 			diff(c, "login", old.Login, p.Login)
 			diff(c, "login_lower", old.LoginLower, p.LoginLower)
@@ -736,6 +753,10 @@ func (pn *planner) planAccount(el *element, old, p *directory.Person) (directory
 		}
 		pn.pl.accountCreates = append(pn.pl.accountCreates, a)
 		pn.pl.report.Accounts.Created++
+		if pn.pl.newAddr == nil {
+			pn.pl.newAddr = make(map[string]*element)
+		}
+		pn.pl.newAddr[a.Address] = el
 		return a, directory.OpCreate
 	}
 
@@ -865,6 +886,7 @@ func (pn *planner) planGroups() {
 			op = outcome(&pn.pl.report.Group, true, false, true, true)
 			pn.pl.groupCreates = append(pn.pl.groupCreates, g)
 		} else {
+			g.OAAlterTime = keptAlterTime(el, old.OAAlterTime)
 			c := changes{}
 			diff(c, "name", old.Name, g.Name)
 			diff(c, "available", old.Available, g.Available)

@@ -178,9 +178,14 @@ func (p *Puller) Run(ctx context.Context) (*PullReport, error) {
 	}
 	els := make([]fetched, 0, len(byID))
 	maxAlter := ""
+	now := p.Importer.now()
 	for _, f := range byID {
 		els = append(els, f)
-		maxAlter = max(maxAlter, f.alter)
+		// A row dated past the clock does not move the cursor: the
+		// cursor would pass every row still to come (see maxAhead).
+		if !aheadOfClock(f.alter, now) {
+			maxAlter = max(maxAlter, f.alter)
+		}
 	}
 	slices.SortStableFunc(els, func(a, b fetched) int {
 		return cmp.Or(cmp.Compare(a.alter, b.alter), bytes.Compare(a.raw, b.raw))

@@ -25,6 +25,10 @@ type dirState struct {
 
 	accountByPerson map[string]*directory.Account
 	accountByAddr   map[string]*directory.Account
+	// aliasOwner is the account each alias address delivers to. An
+	// address is one account's or one alias, never both, so a new
+	// account may not take an alias.
+	aliasOwner map[string]string
 
 	links []directory.PersonPost
 
@@ -41,6 +45,7 @@ func loadState(tx *gorm.DB) (*dirState, error) {
 		accounts []directory.Account
 		groups   []directory.Group
 		members  []directory.GroupMember
+		aliases  []directory.Alias
 	)
 	st := &dirState{}
 	loads := []struct {
@@ -54,6 +59,7 @@ func loadState(tx *gorm.DB) (*dirState, error) {
 		{"person posts", &st.links},
 		{"groups", &groups},
 		{"group members", &members},
+		{"aliases", &aliases},
 	}
 	for _, l := range loads {
 		if err := tx.Find(l.dest).Error; err != nil {
@@ -102,6 +108,11 @@ func loadState(tx *gorm.DB) (*dirState, error) {
 		if a.PersonID != nil {
 			st.accountByPerson[*a.PersonID] = a
 		}
+	}
+
+	st.aliasOwner = make(map[string]string, len(aliases))
+	for _, al := range aliases {
+		st.aliasOwner[al.Address] = al.AccountID
 	}
 
 	st.groupByOA = make(map[string]*directory.Group, len(groups))

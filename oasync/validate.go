@@ -57,8 +57,12 @@ func (pn *planner) index(els []*element) {
 		if _, ok := sortOrder(el); !ok {
 			pn.pl.report.warn(el, "order %q is not a whole number; 0 is used", string(el.Order))
 		}
-		if _, ok := normAlterTime(el.AlterTime); !ok {
+		if t, ok := normAlterTime(el.AlterTime); !ok {
 			pn.pl.report.warn(el, "alterTime %q is not a time; it is not kept", el.AlterTime)
+		} else if aheadOfClock(t, pn.now) {
+			pn.pl.report.warn(el, "alterTime %q is more than a day ahead of this server's clock; "+
+				"it is not kept", el.AlterTime)
+			el.AlterTime = ""
 		}
 		if el.Type == typePerson && el.LoginName == "" {
 			pn.ps.add(el, "loginName", "a person must have a loginName")
@@ -222,6 +226,11 @@ func (pn *planner) checkPeople() {
 			addrs[addr] = fmt.Sprintf("directory account %s (not in this snapshot)", a.ID)
 		}
 	}
+	// Aliases are addresses as much as an account's own: mail to one is
+	// delivered to its account, so a new account may not take it.
+	for addr, acct := range pn.st.aliasOwner {
+		addrs[addr] = fmt.Sprintf("directory account %s (as an alias)", acct)
+	}
 
 	var people []*element
 	for _, el := range pn.els {
@@ -249,7 +258,7 @@ func (pn *planner) checkPeople() {
 		addrs[addr] = describe(el)
 	}
 	for _, el := range people {
-		rule, alt := mailRule(el.Email, strings.ToLower(string(el.LoginName)), pn.domain)
+		rule, alt := mailRule(el.Email, loginKey(string(el.LoginName)), pn.domain)
 		pn.alt[string(el.ID)] = alt
 		if a := pn.st.accountByPerson[pn.rec[string(el.ID)]]; a != nil {
 			pn.addr[string(el.ID)] = a.Address
@@ -264,11 +273,11 @@ func (pn *planner) checkPeople() {
 		if _, kept := pn.addr[string(el.ID)]; kept {
 			continue
 		}
-		rule, _ := mailRule(el.Email, strings.ToLower(string(el.LoginName)), pn.domain)
+		rule, _ := mailRule(el.Email, loginKey(string(el.LoginName)), pn.domain)
 		local, _, _ := strings.Cut(rule, "@")
 		if !validLocalPart(local) || len(rule) > maxAddress {
 			field := "loginName"
-			if strings.EqualFold(el.Email, rule) {
+			if directory.NormAddress(el.Email) == rule {
 				field = "email"
 			}
 			pn.ps.add(el, field, "gives %q, which is not a mail address", rule)
