@@ -57,7 +57,7 @@ func (q *Queue) Apply(op Op, id string) (string, error) {
 		err = q.writeRecord(&e.rec)
 	case OpRetry:
 		n := 0
-		now := time.Now().UTC()
+		now := q.cfg.Now().UTC()
 		for i := range e.rec.Recipients {
 			rc := &e.rec.Recipients[i]
 			if rc.State == Failed {

@@ -20,7 +20,7 @@ func (q *Queue) dispatch(work chan<- *entry) {
 	defer timer.Stop()
 	for {
 		q.mu.Lock()
-		now := time.Now()
+		now := q.cfg.Now()
 		var ready []*entry
 		for q.sched.Len() > 0 && !q.sched[0].at.After(now) {
 			s := heap.Pop(&q.sched).(slot)
@@ -39,7 +39,7 @@ func (q *Queue) dispatch(work chan<- *entry) {
 		}
 		wait := time.Hour
 		if q.sched.Len() > 0 {
-			wait = max(time.Until(q.sched[0].at), time.Millisecond)
+			wait = max(q.sched[0].at.Sub(now), time.Millisecond)
 		}
 		q.mu.Unlock()
 
@@ -103,7 +103,7 @@ func (q *Queue) attempt(e *entry) {
 	rec.Recipients = slices.Clone(rec.Recipients)
 	e.mu.Unlock()
 
-	now := time.Now()
+	now := q.cfg.Now()
 	var idx []int
 	d := Delivery{ID: rec.ID, From: rec.From, UTF8: rec.UTF8, Size: rec.Size}
 	for i, rc := range rec.Recipients {
@@ -157,8 +157,8 @@ func (q *Queue) attempt(e *entry) {
 
 	// The outcome is applied to the entry's current record, which a
 	// control command (hold) may have changed meanwhile.
-	var gaveUp []Recipient
-	now = time.Now()
+	var gaveUp, delayed []Recipient
+	now = q.cfg.Now()
 	for k, i := range idx {
 		rc := &e.rec.Recipients[i]
 		res := results[k]
@@ -185,6 +185,7 @@ func (q *Queue) attempt(e *entry) {
 				continue
 			}
 			rc.State, rc.Next = Deferred, next.UTC()
+			delayed = append(delayed, *rc)
 			q.log.Info("delivery deferred", "queue_id", rec.ID,
 				"account", rc.Account, "rcpt", rc.Address,
 				"attempts", rc.Attempts, "next", rc.Next, "reply", rc.Reply)
@@ -206,7 +207,19 @@ func (q *Queue) attempt(e *entry) {
 		return
 	}
 
+	// A delay is told once per message (RFC 3464 §2.3.3 "delayed"),
+	// and the record says so before the sender is told.
+	reporter, _ := q.Notifier.(Reporter)
+	tellDelay := reporter != nil && len(delayed) > 0 &&
+		!e.rec.DelayNotified && q.cfg.DelayNotice > 0 &&
+		now.Sub(e.rec.Received) >= q.cfg.DelayNotice
+	if tellDelay {
+		e.rec.DelayNotified = true
+	}
+
 	// Otherwise the new state is durable before anyone acts on it.
+	// Not yet: a crash between this write and the notices below
+	// loses them; the window is one Enqueue long.
 	if err := q.writeRecord(&e.rec); err != nil {
 		q.log.Error("queue record not written; a restart repeats the attempt",
 			"queue_id", rec.ID, "err", err)
@@ -215,5 +228,11 @@ func (q *Queue) attempt(e *entry) {
 		for _, rc := range gaveUp {
 			q.Notifier.GaveUp(e.rec, rc)
 		}
+	}
+	if reporter != nil && len(gaveUp) > 0 {
+		reporter.Failed(e.rec, gaveUp)
+	}
+	if tellDelay {
+		reporter.Delayed(e.rec, delayed)
 	}
 }

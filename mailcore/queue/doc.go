@@ -33,11 +33,18 @@
 // second copy (see package lmtp), which makes delivery exactly once end
 // to end.
 //
-// Not yet: a recipient given up on is recorded as failed and logged, and
-// the Notifier, when one is set, is told; no delivery status notification
-// (RFC 3464) or delay notice is sent, since this node has no outbound
-// path yet. Failed messages stay in the queue until an operator deletes
-// or retries them.
+// # Notices
+//
+// A recipient given up on is recorded as failed and logged, and the
+// Notifier, when one is set, is told. A Notifier that is a Reporter too
+// is told once per attempt of all the recipients that failed in it, and
+// once per message of the recipients still deferred when the message
+// has waited Config.DelayNotice (4 hours unless set); package dsn turns
+// these into delivery status notifications to the sender. Failed
+// messages stay in the queue until an operator deletes or retries them.
+//
+// Every time the queue reads comes from Config.Now, so a test can move
+// the clock past a give-up or a delay and call Wake.
 //
 // # Layout
 //

@@ -32,6 +32,7 @@ const (
 	DefaultGiveUpAfter    = 5 * 24 * time.Hour
 	DefaultAttemptTimeout = 5 * time.Minute
 	DefaultControlPoll    = 500 * time.Millisecond
+	DefaultDelayNotice    = 4 * time.Hour
 )
 
 // DefaultRetry is the wait after each failed attempt; the last one
@@ -58,6 +59,13 @@ type Config struct {
 	AttemptTimeout time.Duration
 	// ControlPoll is how often control/ is read; zero means 500ms.
 	ControlPoll time.Duration
+	// DelayNotice is how long after its arrival a message still
+	// deferred is reported to a Reporter, once; zero means 4 hours,
+	// a negative value never.
+	DelayNotice time.Duration
+	// Now answers the time; nil means time.Now. Tests move it to
+	// reach a give-up or a delay notice without waiting.
+	Now func() time.Time
 }
 
 // Envelope is what Enqueue is told of a message besides its bytes.
@@ -100,6 +108,19 @@ type Notifier interface {
 	// GaveUp is called once per failed recipient, after its record
 	// is written.
 	GaveUp(rec Record, rcpt Recipient)
+}
+
+// Reporter is what a Notifier may implement besides, to be told of
+// failures once per attempt and of long deferrals, as the sender's
+// notices need (package dsn writes them).
+type Reporter interface {
+	// Failed is called once per attempt that failed recipients,
+	// permanently or by giving up, after the record is written.
+	Failed(rec Record, rcpts []Recipient)
+	// Delayed is called once per message, the first time an attempt
+	// defers recipients later than Config.DelayNotice after its
+	// arrival, after the record says so.
+	Delayed(rec Record, rcpts []Recipient)
 }
 
 // permanent marks an error as permanent.
@@ -173,6 +194,12 @@ func Open(cfg Config, t Transport, log *slog.Logger) (*Queue, error) {
 	}
 	if cfg.ControlPoll <= 0 {
 		cfg.ControlPoll = DefaultControlPoll
+	}
+	if cfg.DelayNotice == 0 {
+		cfg.DelayNotice = DefaultDelayNotice
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if log == nil {
 		log = slog.Default()
@@ -308,7 +335,7 @@ func (q *Queue) Enqueue(ctx context.Context, env Envelope, r io.Reader) (Record,
 	if err != nil {
 		return Record{}, err
 	}
-	now := time.Now().UTC()
+	now := q.cfg.Now().UTC()
 	rec := Record{
 		ID:       env.ID,
 		From:     env.From,
@@ -395,6 +422,25 @@ func (q *Queue) Close() error {
 	q.mu.Unlock()
 	q.wg.Wait()
 	return q.lock.Close()
+}
+
+// Wake makes the queue look at its schedule now, as after a change of
+// the clock that Config.Now answers.
+func (q *Queue) Wake() { q.poke() }
+
+// Message opens the bytes of a queued message, as Enqueue wrote them.
+func (q *Queue) Message(id string) (io.ReadCloser, error) {
+	if !validID(id) {
+		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	f, err := os.Open(filepath.Join(q.dir, "spool", id+".msg"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("queue: %w", err)
+	}
+	return f, nil
 }
 
 // poke wakes the dispatcher.

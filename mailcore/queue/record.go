@@ -60,8 +60,11 @@ type Record struct {
 	Size   int64  `json:"size"`
 	SHA256 string `json:"sha256"`
 	// Held stops all attempts until the message is released.
-	Held       bool        `json:"held,omitempty"`
-	Recipients []Recipient `json:"recipients"`
+	Held bool `json:"held,omitempty"`
+	// DelayNotified is set once the sender was told of a delay, so
+	// that they are told once per message.
+	DelayNotified bool        `json:"delay_notified,omitempty"`
+	Recipients    []Recipient `json:"recipients"`
 }
 
 // recordMagic starts every record file; the number is the format.
