@@ -21,6 +21,8 @@ type MailAccount struct {
 	ID      string
 	Address string
 	Login   string
+	// QuotaBytes bounds the mailbox; zero means no limit.
+	QuotaBytes int64
 }
 
 // dummyHash is checked against when a name is unknown, so that a login
@@ -36,13 +38,14 @@ var dummyHash = sync.OnceValue(func() string {
 func (s *Store) LookupAddress(ctx context.Context, address string) (MailAccount, error) {
 	addr := strings.ToLower(address)
 	var row struct {
-		ID      string
-		Address string
-		Login   string
+		ID         string
+		Address    string
+		Login      string
+		QuotaBytes int64
 	}
 	err := s.db.WithContext(ctx).
 		Table("accounts").
-		Select("accounts.id, accounts.address, people.login").
+		Select("accounts.id, accounts.address, people.login, accounts.quota_bytes").
 		Joins("LEFT JOIN people ON people.id = accounts.person_id").
 		Where("(accounts.address = ? OR accounts.id IN (SELECT account_id FROM aliases WHERE address = ?))"+
 			" AND accounts.status = ?", addr, addr, AccountEnabled).
@@ -74,7 +77,8 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Ma
 	if !ok || acct.Status != AccountEnabled {
 		return MailAccount{}, ErrBadCredentials
 	}
-	m := MailAccount{ID: acct.ID, Address: acct.Address}
+	m := MailAccount{ID: acct.ID, Address: acct.Address,
+		QuotaBytes: acct.QuotaBytes}
 	if person != nil {
 		m.Login = person.Login
 	}

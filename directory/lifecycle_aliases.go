@@ -36,7 +36,7 @@ func aliasesOf(tx *gorm.DB, accountID string) ([]string, error) {
 	return list, nil
 }
 
-// addressFree refuses an address that an account or alias holds, other
+// addressFree refuses an address that an account, alias or list holds, other
 // than the account self (which may reclaim its own alias). Deleted
 // accounts keep their addresses until purged, so an address is never
 // handed on while its mail could still be restored.
@@ -62,6 +62,14 @@ func (l *Lifecycle) addressFree(tx *gorm.DB, field, addr, self string) error {
 	}
 	if err != nil && !errors.Is(err, gorm.ErrRecordNotFound) {
 		return err
+	}
+	if ml, err := l.listHolding(tx, addr); err != nil || ml != nil {
+		if err != nil {
+			return err
+		}
+		return &ConflictError{Field: field,
+			Message: fmt.Sprintf("address %s is the list of %s %s", addr, ml.OwnerKind, ml.OwnerID),
+			Holders: []Holder{{Kind: ml.OwnerKind, ID: ml.OwnerID, Name: addr}}}
 	}
 	return nil
 }

@@ -15,6 +15,9 @@ type Account struct {
 	Address string
 	// Login is the name the user signs in with.
 	Login string
+	// QuotaBytes bounds what the account's mailboxes may hold together;
+	// zero means no limit.
+	QuotaBytes int64
 }
 
 // Errors an Accounts implementation answers with.
@@ -37,4 +40,13 @@ type Accounts interface {
 	// Authenticate checks a user name (login or address) and password
 	// and answers the enabled account they belong to.
 	Authenticate(ctx context.Context, username, password string) (Account, error)
+}
+
+// Senders is what an Accounts may implement besides, to say which
+// addresses an account may send as. Without it, an account may send as
+// the addresses LookupAddress resolves to it: its own and its aliases.
+type Senders interface {
+	// SendAs reports whether the account accountID may put address
+	// in MAIL FROM and the From field. An error is temporary.
+	SendAs(ctx context.Context, accountID, address string) (bool, error)
 }

@@ -404,7 +404,8 @@ func (sess *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, erro
 	for _, t := range sel.resolve(numSet) {
 		uids = append(uids, t.uid)
 	}
-	res, err := sess.srv.store.Copy(sel.ctx, sess.acct.ID, sel.mailbox(), uids, dest)
+	res, err := sess.srv.store.CopyWithin(sel.ctx, sess.acct.ID,
+		sess.acct.QuotaBytes, sel.mailbox(), uids, dest)
 	if err != nil {
 		return nil, sess.storeError(err, true)
 	}

@@ -15,7 +15,12 @@
 //
 // Besides the base protocol the server offers UIDPLUS, MOVE, NAMESPACE,
 // SPECIAL-USE, LIST-STATUS, STATUS=SIZE, ESEARCH, IDLE, UNSELECT,
-// LITERAL+ and APPENDLIMIT.
+// LITERAL+, APPENDLIMIT, and QUOTA with QUOTA=RES-STORAGE (RFC 9208),
+// which go-imap lacks and conn.go adds: GETQUOTA and GETQUOTAROOT
+// report the account's usage against its quota, one root for all its
+// mailboxes; an APPEND or COPY that would exceed it gets NO
+// [OVERQUOTA]. SETQUOTA is not offered: quotas are set in the
+// directory.
 //
 // # Use
 //
@@ -93,8 +98,10 @@ func New(cfg Config, accounts mailcore.Accounts, st *store.Store, log *slog.Logg
 			imap.CapLiteralPlus: {},
 			imap.CapChildren:    {},
 		},
-		Logger:    errorLog{s.log},
-		TLSConfig: cfg.TLS,
+		Logger: errorLog{s.log},
+		// STARTTLS is run below imapserver, by conn, so that the
+		// quota commands it answers work over TLS too.
+		TLSConfig: nil,
 		// Whether a password may be sent is decided per connection in
 		// Login (plaintextAllowed): go-imap only knows all or nothing.
 		InsecureAuth: true,
@@ -105,7 +112,7 @@ func New(cfg Config, accounts mailcore.Accounts, st *store.Store, log *slog.Logg
 // Serve accepts connections on ln until Close. It answers nil after
 // Close.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(ln)
+	err := s.srv.Serve(listener{Listener: ln, srv: s})
 	if err != nil && errors.Is(err, net.ErrClosed) {
 		return nil
 	}
@@ -122,14 +129,20 @@ func (s *Server) Close() error {
 // plaintextAllowed reports whether a password may be sent on conn: over
 // TLS, or from this host (RFC 9051 §11.1 leaves the policy to the
 // server; loopback traffic does not leave the machine).
-func plaintextAllowed(conn net.Conn) bool {
-	if _, ok := conn.(*tls.Conn); ok {
+func plaintextAllowed(nc net.Conn) bool {
+	if _, ok := nc.(*tls.Conn); ok {
 		return true
 	}
-	addr, ok := conn.RemoteAddr().(*net.TCPAddr)
+	if c, ok := nc.(*conn); ok {
+		if c.secure.Load() {
+			return true
+		}
+		nc = c.raw
+	}
+	addr, ok := nc.RemoteAddr().(*net.TCPAddr)
 	if !ok {
 		// A Unix socket is local too.
-		_, unix := conn.RemoteAddr().(*net.UnixAddr)
+		_, unix := nc.RemoteAddr().(*net.UnixAddr)
 		return unix
 	}
 	return addr.IP.IsLoopback()

@@ -37,6 +37,9 @@ var _ imapserver.SessionAppendLimit = (*session)(nil)
 func (s *Server) newSession(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 	sess := &session{srv: s, conn: c}
 	sess.ctx = store.WithOrigin(context.Background(), sess)
+	if qc, ok := c.NetConn().(*conn); ok {
+		qc.sess.Store(sess)
+	}
 	return sess, nil, nil
 }
 
@@ -115,6 +118,10 @@ func (sess *session) storeError(err error, trycreate bool) error {
 		return no(imap.ResponseCodeCannot, strings.TrimPrefix(err.Error(), "store: "))
 	case errors.Is(err, store.ErrNoMessage):
 		return no(imap.ResponseCodeNonExistent, "No such message")
+	case errors.Is(err, store.ErrOverQuota), errors.Is(err, store.ErrTooBigForQuota):
+		// RFC 9208 §4.3.1: the command would take the quota root
+		// over its limit.
+		return no(imap.ResponseCodeOverQuota, "Mailbox over quota")
 	}
 	sess.srv.log.Error("store operation failed", "account", sess.acct.ID, "err", err)
 	return unavailable("Temporary failure, try again")
@@ -323,7 +330,10 @@ func (sess *session) Append(mailbox string, r imap.LiteralReader, options *imap.
 		}
 		date = options.Time
 	}
-	validity, uid, err := sess.srv.store.Append(sess.ctx, sess.acct.ID, mailbox, r, flags, date)
+	// The quota is the one the directory gave at login: a change made
+	// during a session applies from the next login on.
+	validity, uid, err := sess.srv.store.AppendWithin(sess.ctx, sess.acct.ID,
+		sess.acct.QuotaBytes, mailbox, r, flags, date)
 	if err != nil {
 		return nil, sess.storeError(err, true)
 	}

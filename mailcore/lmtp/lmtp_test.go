@@ -3,6 +3,7 @@ package lmtp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 
 	"github.com/egretair/egret/mailcore"
 	"github.com/egretair/egret/mailcore/queue"
@@ -42,6 +45,8 @@ var accounts = directory{
 	"wangwei@" + domain: {ID: "acct-wangwei", Address: "wangwei@" + domain},
 	// A second address of lina's account.
 	"l.lin@" + domain: {ID: "acct-lina", Address: "lina@" + domain},
+	// An account with room for 100 bytes.
+	"small@" + domain: {ID: "acct-small", Address: "small@" + domain, QuotaBytes: 100},
 }
 
 type fixture struct {
@@ -197,5 +202,71 @@ func TestAnUnreachableServerIsTemporary(t *testing.T) {
 		if err == nil || queue.IsPermanent(err) {
 			t.Errorf("recipient %d: %v, want a temporary error", i, err)
 		}
+	}
+}
+
+func TestQuotaRepliesAreTemporaryWhenFullAndPermanentWhenTooBig(t *testing.T) {
+	f := start(t)
+	small := "small@" + domain
+	fill := "Subject: fill\r\n\r\n" + strings.Repeat("x", 60) + "\r\n"
+	if err := deliver(f, "q-fill", fill, small)[0]; err != nil {
+		t.Fatalf("first message into an empty mailbox: %v", err)
+	}
+
+	tests := []struct {
+		name      string
+		id        string
+		body      string
+		declare   bool // pass SIZE at MAIL
+		permanent bool
+		code      string
+	}{
+		{"a message that would overflow the mailbox is deferred", "q-over",
+			strings.Repeat("y", 50), false, false, "452 4.2.2"},
+		{"a message larger than the whole quota is refused", "q-huge",
+			strings.Repeat("z", 150), false, true, "552 5.2.2"},
+		{"a declared size larger than the quota is refused at RCPT", "q-declared",
+			strings.Repeat("z", 150), true, true, "552 5.2.2"},
+	}
+	code := func(err error) string {
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) {
+			return ""
+		}
+		e := se.EnhancedCode
+		return fmt.Sprintf("%d %d.%d.%d", se.Code, e[0], e[1], e[2])
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := queue.Delivery{ID: tt.id, From: "a@remote.example",
+				Recipients: []string{small, "lina@" + domain}}
+			if tt.declare {
+				d.Size = int64(len(tt.body))
+			}
+			got := f.client.Deliver(context.Background(), d, strings.NewReader(tt.body))
+			if got[0] == nil || queue.IsPermanent(got[0]) != tt.permanent ||
+				code(got[0]) != tt.code {
+				t.Errorf("small: %v, want %s (permanent %v)", got[0], tt.code, tt.permanent)
+			}
+			if got[1] != nil {
+				t.Errorf("lina, who has no quota: %v, want delivered", got[1])
+			}
+		})
+	}
+	if l := f.inbox(t, "acct-small"); len(l) != 1 {
+		t.Errorf("small's INBOX holds %d messages, want only the first", len(l))
+	}
+	u, err := f.st.Usage(context.Background(), "acct-small")
+	if err != nil || u.Messages != 1 || u.Bytes != int64(len(fill)) {
+		t.Errorf("usage %+v, %v; want 1 message of %d bytes", u, err, len(fill))
+	}
+
+	// Room made, the deferred message goes in on the next attempt.
+	snap, _ := f.st.Messages(context.Background(), "acct-small", store.Inbox)
+	f.st.StoreFlags(context.Background(), "acct-small", store.Inbox,
+		[]uint32{snap.Messages[0].UID}, store.FlagsAdd, []string{store.FlagDeleted})
+	f.st.Expunge(context.Background(), "acct-small", store.Inbox, nil)
+	if err := deliver(f, "q-over", strings.Repeat("y", 50), small)[0]; err != nil {
+		t.Errorf("retry after an expunge: %v, want delivered", err)
 	}
 }

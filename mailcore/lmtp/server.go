@@ -13,6 +13,16 @@
 // when the store has the message synced in that account's INBOX, 451
 // 4.3.0 when the store failed for it. A message cut short gets no 250.
 //
+// # Quota
+//
+// An account's quota (mailcore.Account.QuotaBytes, zero for none) is
+// checked when the message is stored, recipient by recipient. A message
+// that would take the account past its quota gets 452 4.2.2 (RFC 3463
+// §3.3, mailbox full): temporary, so the queue keeps it and tries again
+// after the user has made room. A message larger than the whole quota
+// gets 552 5.2.2 (RFC 5321 §4.2.2, storage allocation exceeded), which
+// is permanent: no expunge makes it fit.
+//
 // # Queue id
 //
 // The client passes the queue id as the ENVID parameter of MAIL (RFC
@@ -88,6 +98,16 @@ var (
 		EnhancedCode: smtp.EnhancedCode{4, 3, 0},
 		Message:      "Temporary failure storing the message",
 	}
+	errOverQuota = &smtp.SMTPError{
+		Code:         452,
+		EnhancedCode: smtp.EnhancedCode{4, 2, 2},
+		Message:      "Mailbox full, try again later",
+	}
+	errTooBigForQuota = &smtp.SMTPError{
+		Code:         552,
+		EnhancedCode: smtp.EnhancedCode{5, 2, 2},
+		Message:      "Message larger than the mailbox's quota",
+	}
 )
 
 // NewServer makes a server; Serve starts it.
@@ -143,13 +163,16 @@ func (s *Server) Close() error {
 type session struct {
 	srv   *Server
 	qid   string
+	size  int64 // as declared with SIZE, or zero
 	rcpts []rcpt
 }
 
-// rcpt is an accepted recipient: the address as given and its account.
+// rcpt is an accepted recipient: the address as given, its account
+// and the account's quota.
 type rcpt struct {
 	to      string
 	account string
+	quota   int64
 }
 
 func (s *Server) newSession(*smtp.Conn) (smtp.Session, error) {
@@ -158,9 +181,12 @@ func (s *Server) newSession(*smtp.Conn) (smtp.Session, error) {
 
 // Mail starts a transaction and takes the queue id from ENVID.
 func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
-	sess.qid, sess.rcpts = "", nil
+	sess.qid, sess.size, sess.rcpts = "", 0, nil
 	if opts != nil && validQueueID(opts.EnvelopeID) {
 		sess.qid = opts.EnvelopeID
+	}
+	if opts != nil {
+		sess.size = opts.Size
 	}
 	return nil
 }
@@ -178,7 +204,15 @@ func (sess *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.log.Warn("recipient lookup failed", "queue_id", sess.qid, "rcpt", to, "err", err)
 		return errTempLookup
 	}
-	sess.rcpts = append(sess.rcpts, rcpt{to: to, account: acct.ID})
+	// RFC 1870 §6.3: a declared size above the whole quota cannot be
+	// stored, now or later.
+	if acct.QuotaBytes > 0 && sess.size > acct.QuotaBytes {
+		s.log.Info("delivery refused: message larger than quota",
+			"queue_id", sess.qid, "account", acct.ID)
+		return errTooBigForQuota
+	}
+	sess.rcpts = append(sess.rcpts, rcpt{to: to, account: acct.ID,
+		quota: acct.QuotaBytes})
 	return nil
 }
 
@@ -200,27 +234,42 @@ func (f statusFunc) SetStatus(to string, err error) { f(to, err) }
 
 // LMTPData stores the message once for all accepted accounts and
 // answers each recipient: 250 for an account whose copy is synced
-// (a duplicate of an earlier delivery counts), 451 for the others.
+// (a duplicate of an earlier delivery counts), 452 or 552 for one over
+// its quota, 451 for the others.
 func (sess *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 	s := sess.srv
 	var ids []string
+	var to []store.Recipient
 	for _, rc := range sess.rcpts {
 		if !slices.Contains(ids, rc.account) {
 			ids = append(ids, rc.account)
+			to = append(to, store.Recipient{AccountID: rc.account,
+				QuotaBytes: rc.quota})
 		}
 	}
-	res, err := s.store.Deliver(context.Background(), sess.qid, ids, r)
-	stored := make(map[string]bool, len(res))
-	for i := range res {
-		stored[ids[i]] = true
+	res, err := s.store.DeliverTo(context.Background(), sess.qid, to, r)
+	answer := make(map[string]error, len(res))
+	for _, d := range res {
+		switch {
+		case d.Err == nil:
+			answer[d.AccountID] = nil
+		case errors.Is(d.Err, store.ErrTooBigForQuota):
+			s.log.Info("delivery refused: message larger than quota",
+				"queue_id", sess.qid, "account", d.AccountID)
+			answer[d.AccountID] = errTooBigForQuota
+		default:
+			s.log.Info("delivery deferred: mailbox full",
+				"queue_id", sess.qid, "account", d.AccountID)
+			answer[d.AccountID] = errOverQuota
+		}
 	}
 	if err != nil {
 		s.log.Error("store delivery failed", "queue_id", sess.qid,
 			"accounts", ids, "stored", len(res), "err", err)
 	}
 	for _, rc := range sess.rcpts {
-		if stored[rc.account] {
-			status.SetStatus(rc.to, nil)
+		if reply, done := answer[rc.account]; done {
+			status.SetStatus(rc.to, reply)
 		} else {
 			status.SetStatus(rc.to, errTempStore)
 		}
@@ -229,7 +278,7 @@ func (sess *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 }
 
 // Reset ends a transaction.
-func (sess *session) Reset() { sess.qid, sess.rcpts = "", nil }
+func (sess *session) Reset() { sess.qid, sess.size, sess.rcpts = "", 0, nil }
 
 // Logout ends the connection.
 func (sess *session) Logout() error { return nil }

@@ -9,7 +9,17 @@
 //     server relays nothing;
 //   - an address no enabled account has is refused with 550 5.1.1;
 //   - a directory that cannot answer gives 451 4.3.0, and the client
-//     tries again later.
+//     tries again later;
+//   - a mailbox at its quota gives 452 4.2.2, and a size declared with
+//     SIZE above the whole quota 552 5.2.2;
+//   - a list address (when the directory implements mailcore.Lists) is
+//     expanded there and then into one recipient per member with an
+//     enabled account, so the queue holds the members as they were when
+//     the message was accepted; a sender the list's posting policy does
+//     not admit gets 550 5.7.1 naming the policy. A list never reaches a
+//     member twice. A message from a list to itself, or one that carries
+//     an X-Loop field naming a list it is sent to, is refused with 550
+//     5.4.6; every message through a list gets X-Loop with its address.
 //
 // At the end of DATA the message is given a queue id, a Return-Path and a
 // Received header are put in front of it (RFC 5321 §4.4), bare LF line
@@ -77,6 +87,10 @@ type Config struct {
 	TLS *tls.Config
 	// LookupTimeout bounds one directory lookup; zero means 10 seconds.
 	LookupTimeout time.Duration
+	// Usage, when not nil, answers how many bytes an account's
+	// mailboxes hold, so that a full mailbox is refused at RCPT. A node
+	// without the store leaves it nil, and delivery decides.
+	Usage func(ctx context.Context, accountID string) (int64, error)
 }
 
 // Queue takes accepted messages; *queue.Queue is one.

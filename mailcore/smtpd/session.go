@@ -51,6 +51,16 @@ var (
 		EnhancedCode: smtp.EnhancedCode{5, 3, 4},
 		Message:      "A line of the message is too long",
 	}
+	errMailboxFull = &smtp.SMTPError{
+		Code:         452,
+		EnhancedCode: smtp.EnhancedCode{4, 2, 2},
+		Message:      "Mailbox full, try again later",
+	}
+	errTooBigForQuota = &smtp.SMTPError{
+		Code:         552,
+		EnhancedCode: smtp.EnhancedCode{5, 2, 2},
+		Message:      "Message larger than the mailbox's quota",
+	}
 )
 
 // session is one SMTP connection's state.
@@ -63,7 +73,10 @@ type session struct {
 	inTx  bool
 	from  string
 	utf8  bool
+	size  int64 // declared with SIZE, or zero
 	rcpts []mailcore.Account
+	// lists are the list addresses expanded in this transaction.
+	lists []string
 }
 
 // newSession registers a connection, refused while shutting down.
@@ -96,7 +109,11 @@ func (sess *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	sess.from = from
 	sess.utf8 = opts != nil && opts.UTF8
-	sess.rcpts = nil
+	sess.size = 0
+	if opts != nil {
+		sess.size = opts.Size
+	}
+	sess.rcpts, sess.lists = nil, nil
 	return nil
 }
 
@@ -118,6 +135,11 @@ func (sess *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LookupTimeout)
 	defer cancel()
 	acct, err := s.accounts.LookupAddress(ctx, to)
+	if errors.Is(err, mailcore.ErrNoAccount) {
+		if done, err := sess.rcptList(ctx, to); done {
+			return err
+		}
+	}
 	switch {
 	case errors.Is(err, mailcore.ErrNoAccount):
 		s.log.Debug("unknown recipient refused", "rcpt", to, "remote", sess.remote())
@@ -126,11 +148,51 @@ func (sess *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		s.log.Warn("recipient lookup failed", "rcpt", to, "err", err)
 		return errTempLookup
 	}
-	// Two addresses of one account get one copy.
+	if err := sess.checkQuota(ctx, acct); err != nil {
+		return err
+	}
+	sess.add(acct)
+	return nil
+}
+
+// add takes an account as a recipient; two addresses of one account, or
+// a person reached directly and through a list, get one copy.
+func (sess *session) add(acct mailcore.Account) {
 	if !slices.ContainsFunc(sess.rcpts, func(a mailcore.Account) bool {
 		return a.ID == acct.ID
 	}) {
 		sess.rcpts = append(sess.rcpts, acct)
+	}
+}
+
+// checkQuota refuses at RCPT what the store would refuse later: a
+// declared size above the whole quota, permanently (RFC 1870 §6.3), and
+// an account already at its quota, temporarily. A message that fits
+// here may still be deferred at delivery; the queue keeps it then.
+func (sess *session) checkQuota(ctx context.Context, acct mailcore.Account) error {
+	s := sess.srv
+	q := acct.QuotaBytes
+	if q <= 0 {
+		return nil
+	}
+	if sess.size > q {
+		s.log.Info("recipient refused: message larger than quota",
+			"account", acct.ID, "remote", sess.remote())
+		return errTooBigForQuota
+	}
+	if s.cfg.Usage == nil {
+		return nil
+	}
+	used, err := s.cfg.Usage(ctx, acct.ID)
+	if err != nil {
+		// The queue and the store decide then.
+		s.log.Warn("mailbox usage unknown", "account", acct.ID, "err", err)
+		return nil
+	}
+	if used >= q {
+		s.log.Info("recipient deferred: mailbox full", "account", acct.ID,
+			"remote", sess.remote())
+		return errMailboxFull
 	}
 	return nil
 }
@@ -141,7 +203,13 @@ func (sess *session) Data(r io.Reader) error {
 	s := sess.srv
 	qid := newQueueID()
 	trace := sess.traceHeaders(qid)
-	body := newCRLFReader(r)
+	body, err := sess.loopCheck(newCRLFReader(r))
+	if err != nil {
+		s.log.Info("message refused: list loop", "queue_id", qid,
+			"lists", sess.lists, "remote", sess.remote())
+		io.Copy(io.Discard, r)
+		return err
+	}
 	counted := &countingReader{r: io.MultiReader(strings.NewReader(trace), body)}
 
 	env := queue.Envelope{ID: qid, From: sess.from, UTF8: sess.utf8}
@@ -151,7 +219,7 @@ func (sess *session) Data(r io.Reader) error {
 		env.Recipients = append(env.Recipients,
 			queue.Recipient{Address: a.Address, Account: a.ID})
 	}
-	_, err := s.queue.Enqueue(context.Background(), env, counted)
+	_, err = s.queue.Enqueue(context.Background(), env, counted)
 	switch {
 	case errors.Is(err, smtp.ErrDataTooLarge):
 		s.log.Info("message refused: too large", "queue_id", qid,
@@ -181,7 +249,7 @@ func (sess *session) Reset() {
 	sess.inTx = false
 	draining := s.draining
 	s.mu.Unlock()
-	sess.from, sess.rcpts = "", nil
+	sess.from, sess.rcpts, sess.lists = "", nil, nil
 	if draining {
 		// go-smtp holds the connection's lock while calling Reset,
 		// so the socket itself is closed; the reply is already sent.

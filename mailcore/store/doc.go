@@ -18,24 +18,39 @@
 //	      uidvalidity                    UIDVALIDITY, written once
 //	      keywords                       JSON: UID -> keywords
 //	      tmp/                           files being written
-//	      new/U<uid>.<unix>.<unique>,S=<size>
-//	      cur/U<uid>.<unix>.<unique>,S=<size>:2,<flags>
+//	      new/U<uid>.<unix>.<unique>,S=<size>,V=<uidvalidity>
+//	      cur/U<uid>.<unix>.<unique>,S=<size>,V=<uidvalidity>:2,<flags>
 //
 // A message file name carries everything the index needs: the IMAP UID,
 // the internal date (seconds since 1970), a unique part (for delivered
 // messages "d-" and the delivery id, which is how duplicates are dropped),
-// the size in bytes, and the system flags as Maildir info letters
+// the size in bytes, the mailbox's UIDVALIDITY when the UID was given
+// (names written before it was recorded lack it and get it at the next
+// load), and the system flags as Maildir info letters
 // (D \Draft, F \Flagged, P $Forwarded, R \Answered, S \Seen, T \Deleted).
 // Delivered mail lands in new/; a message moves to cur/ the first time its
 // flags are set. Keywords other than $Forwarded live in the keywords file.
 //
-// The in-memory index of an account is derived data: it is built from the
-// file names when the account is first used, keeping every UID and the
-// UIDVALIDITY, so clients download nothing again. A damaged uidstate
-// gives what it still can; the UIDVALIDITY is then taken from the
-// mailbox's uidvalidity file, and only when both are lost is a new one
-// handed out. Files dropped into a
-// mailbox by another Maildir writer are given the next UIDs at that time.
+// # Index
+//
+// The files uidstate, uidvalidity (both) and keywords, and the in-memory
+// index of an account, are derived data: the index is built from the
+// file names when the account is first used, keeping every UID, the
+// flags and the UIDVALIDITY, so clients download nothing again. A damaged
+// uidstate gives what it still can; the UIDVALIDITY is then taken from
+// the mailbox's uidvalidity file, else from the message file names, and
+// only for a mailbox with none of the three (so with no messages) is a
+// new one handed out. Files dropped into a mailbox by another Maildir
+// writer are given the next UIDs at that time.
+//
+// Login (EnsureAccount) checks the files against the index: what is
+// missing, unreadable or out of step is written again from it, before
+// the client is answered, and "index rebuilt" is logged with the
+// account. RebuildIndex does the same on demand; CheckIndex only reads.
+//
+// Not yet: keywords other than $Forwarded live only in the keywords
+// file; when it is lost they are lost, and the log says so. System
+// flags, in the file names, always survive.
 //
 // # Durability
 //

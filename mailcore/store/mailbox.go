@@ -156,7 +156,7 @@ func (s *Store) createMailbox(a *account, name string) (*mailbox, error) {
 	if err := m.saveState(); err != nil {
 		return nil, err
 	}
-	if err := m.saveValidityOnce(); err != nil {
+	if _, err := m.saveValidityOnce(); err != nil {
 		return nil, err
 	}
 	if err := syncDir(filepath.Dir(dir)); err != nil {

@@ -35,6 +35,17 @@ type Delivery struct {
 	// Duplicate is true when INBOX already held a message delivered
 	// with the same id, and nothing was written.
 	Duplicate bool
+	// Err is ErrOverQuota or ErrTooBigForQuota (wrapped) when the
+	// account had no room for the message, and nothing was written.
+	Err error
+}
+
+// Recipient is an account a delivery goes to.
+type Recipient struct {
+	AccountID string
+	// QuotaBytes bounds what the account's mailboxes may hold
+	// together; zero means no limit.
+	QuotaBytes int64
 }
 
 // CopyResult tells which UIDs copied or moved messages were given, for
@@ -92,12 +103,24 @@ func (s *Store) Messages(ctx context.Context, accountID, mailbox string) (Snapsh
 // error some accounts may have the message already; delivering again with
 // the same id completes the rest.
 func (s *Store) Deliver(ctx context.Context, id string, accountIDs []string, r io.Reader) ([]Delivery, error) {
+	rcpts := make([]Recipient, len(accountIDs))
+	for i, acct := range accountIDs {
+		rcpts[i].AccountID = acct
+	}
+	return s.DeliverTo(ctx, id, rcpts, r)
+}
+
+// DeliverTo is Deliver with a quota per account. An account without room
+// gets a Delivery whose Err says why; the others get the message. A
+// duplicate is recognised before the quota is checked, so a retry of a
+// delivery that was stored is never refused.
+func (s *Store) DeliverTo(ctx context.Context, id string, rcpts []Recipient, r io.Reader) ([]Delivery, error) {
 	if id == "" {
 		id = uuid.NewString()
 	}
 	unique := uniquePart("d-", id)
-	for _, acct := range accountIDs {
-		a, err := s.lockAccount(ctx, acct)
+	for _, rc := range rcpts {
+		a, err := s.lockAccount(ctx, rc.AccountID)
 		if err != nil {
 			return nil, err
 		}
@@ -114,8 +137,8 @@ func (s *Store) Deliver(ctx context.Context, id string, accountIDs []string, r i
 
 	date := time.Now()
 	var out []Delivery
-	for _, acct := range accountIDs {
-		d, err := s.deliverOne(ctx, acct, unique, spool, size, date)
+	for _, rc := range rcpts {
+		d, err := s.deliverOne(ctx, rc, unique, spool, size, date)
 		if err != nil {
 			return out, err
 		}
@@ -125,7 +148,8 @@ func (s *Store) Deliver(ctx context.Context, id string, accountIDs []string, r i
 }
 
 // deliverOne links a spooled message into one account's INBOX.
-func (s *Store) deliverOne(ctx context.Context, acct, unique, spool string, size int64, date time.Time) (Delivery, error) {
+func (s *Store) deliverOne(ctx context.Context, rc Recipient, unique, spool string, size int64, date time.Time) (Delivery, error) {
+	acct := rc.AccountID
 	a, err := s.lockAccount(ctx, acct)
 	if err != nil {
 		return Delivery{}, err
@@ -135,9 +159,13 @@ func (s *Store) deliverOne(ctx context.Context, acct, unique, spool string, size
 	if uid, ok := m.delivered[unique]; ok {
 		return Delivery{AccountID: acct, UID: uid, Duplicate: true}, nil
 	}
+	if err := a.fits(rc.QuotaBytes, size); err != nil {
+		return Delivery{AccountID: acct, Err: err}, nil
+	}
 
 	msg := &message{uid: m.next, unique: unique}
-	msg.name = fileName{uid: msg.uid, date: date, unique: unique, size: size}
+	msg.name = fileName{uid: msg.uid, date: date, unique: unique, size: size,
+		validity: m.validity}
 	if err := placeFile(spool, m.path(msg), filepath.Join(m.dir, "tmp")); err != nil {
 		return Delivery{}, fmt.Errorf("store: account %s: %w", acct, err)
 	}
@@ -162,6 +190,13 @@ func (s *Store) deliverOne(ctx context.Context, acct, unique, spool string, size
 // date (now when zero), durably, and answers the mailbox's UIDVALIDITY and
 // the new message's UID.
 func (s *Store) Append(ctx context.Context, accountID, mailbox string, r io.Reader, flags []string, date time.Time) (uint32, uint32, error) {
+	return s.AppendWithin(ctx, accountID, 0, mailbox, r, flags, date)
+}
+
+// AppendWithin is Append for an account whose mailboxes may hold quota
+// bytes together (zero: no limit). A message that does not fit is not
+// kept, and the error wraps ErrOverQuota or ErrTooBigForQuota.
+func (s *Store) AppendWithin(ctx context.Context, accountID string, quota int64, mailbox string, r io.Reader, flags []string, date time.Time) (uint32, uint32, error) {
 	if date.IsZero() {
 		date = time.Now()
 	}
@@ -192,11 +227,15 @@ func (s *Store) Append(ctx context.Context, accountID, mailbox string, r io.Read
 	}
 	// The mailbox may have been renamed meanwhile, with its tmp/.
 	tmp = filepath.Join(m.dir, "tmp", unique)
+	if err := a.fits(quota, size); err != nil {
+		os.Remove(tmp)
+		return 0, 0, err
+	}
 
 	msg := &message{uid: m.next, unique: unique, inCur: true}
 	msg.flags = flagSet{}.apply(FlagsSet, flags)
 	msg.name = fileName{uid: msg.uid, date: date, unique: unique,
-		size: size, info: true, flags: msg.flags.letters}
+		size: size, validity: m.validity, info: true, flags: msg.flags.letters}
 	if err := os.Rename(tmp, m.path(msg)); err != nil {
 		os.Remove(tmp)
 		return 0, 0, fmt.Errorf("store: account %s: %w", accountID, err)
@@ -297,6 +336,14 @@ func (s *Store) StoreFlags(ctx context.Context, accountID, mailbox string, uids 
 // Copy copies messages to another (or the same) mailbox, keeping flags and
 // internal dates.
 func (s *Store) Copy(ctx context.Context, accountID, src string, uids []uint32, dst string) (CopyResult, error) {
+	return s.CopyWithin(ctx, accountID, 0, src, uids, dst)
+}
+
+// CopyWithin is Copy for an account whose mailboxes may hold quota bytes
+// together (zero: no limit). Copies that would not all fit are not made
+// (RFC 9208 §4.3.1), and the error wraps ErrOverQuota or
+// ErrTooBigForQuota.
+func (s *Store) CopyWithin(ctx context.Context, accountID string, quota int64, src string, uids []uint32, dst string) (CopyResult, error) {
 	a, err := s.lockAccount(ctx, accountID)
 	if err != nil {
 		return CopyResult{}, err
@@ -309,6 +356,18 @@ func (s *Store) Copy(ctx context.Context, accountID, src string, uids []uint32, 
 	to, err := a.mailbox(dst)
 	if err != nil {
 		return CopyResult{}, err
+	}
+
+	if quota > 0 {
+		var size int64
+		for _, uid := range uids {
+			if i := from.find(uid); i >= 0 {
+				size += from.msgs[i].name.size
+			}
+		}
+		if err := a.fits(quota, size); err != nil {
+			return CopyResult{}, err
+		}
 	}
 
 	res := CopyResult{UIDValidity: to.validity}
@@ -324,6 +383,7 @@ func (s *Store) Copy(ctx context.Context, accountID, src string, uids []uint32, 
 		msg.flags.keywords = slices.Clone(old.flags.keywords)
 		msg.name = old.name
 		msg.name.uid, msg.name.unique = msg.uid, msg.unique
+		msg.name.validity = to.validity
 		msg.name.info, msg.name.flags = true, old.flags.letters
 		err := placeFile(from.path(old), to.path(msg), filepath.Join(to.dir, "tmp"))
 		if err != nil {
@@ -405,7 +465,7 @@ func (s *Store) moveLocked(ctx context.Context, a *account, from, to *mailbox, u
 		msg := &message{uid: to.next, unique: old.unique,
 			inCur: true, flags: old.flags}
 		msg.name = old.name
-		msg.name.uid = msg.uid
+		msg.name.uid, msg.name.validity = msg.uid, to.validity
 		msg.name.info, msg.name.flags = true, old.flags.letters
 		if err := os.Rename(from.path(old), to.path(msg)); err != nil {
 			// The files moved so far are in to's folder: the index

@@ -238,14 +238,20 @@ type fileName struct {
 	date   time.Time
 	unique string
 	size   int64
-	info   bool   // the name has a ":2," part (the file is in cur/)
-	flags  string // Maildir info letters
+	// validity is the mailbox's UIDVALIDITY when the file got its
+	// UID; zero in names written before it was recorded.
+	validity uint32
+	info     bool   // the name has a ":2," part (the file is in cur/)
+	flags    string // Maildir info letters
 }
 
 // String formats the name as described in the package comment.
 func (n fileName) String() string {
 	s := fmt.Sprintf("U%d.%d.%s,S=%d",
 		n.uid, n.date.Unix(), n.unique, n.size)
+	if n.validity != 0 {
+		s += ",V=" + strconv.FormatUint(uint64(n.validity), 10)
+	}
 	if n.info {
 		s += ":2," + n.flags
 	}
@@ -260,6 +266,13 @@ func parseFileName(s string) (fileName, bool) {
 	base, size, ok := strings.Cut(base, ",S=")
 	if !ok || !strings.HasPrefix(base, "U") {
 		return n, false
+	}
+	if sz, v, ok := strings.Cut(size, ",V="); ok {
+		validity, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || validity == 0 {
+			return n, false
+		}
+		size, n.validity = sz, uint32(validity)
 	}
 	parts := strings.Split(base[1:], ".")
 	if len(parts) != 3 {

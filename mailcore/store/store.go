@@ -53,8 +53,11 @@ type account struct {
 	dir    string
 	loaded bool
 
-	boxes    map[string]*mailbox
-	subs     map[string]bool
+	boxes map[string]*mailbox
+	subs  map[string]bool
+	// repaired names the index files the last load or heal wrote
+	// again, for the log and for RebuildIndex; takeRepairs empties it.
+	repaired []string
 	validity uint32 // last UIDVALIDITY handed out
 	seq      uint64 // counter for unique file name parts
 	watchSeq uint64
@@ -160,11 +163,13 @@ func (s *Store) lockAccount(ctx context.Context, id string) (*account, error) {
 
 	a.mu.Lock()
 	if !a.loaded {
+		a.repaired = nil
 		if err := s.load(a); err != nil {
 			a.mu.Unlock()
 			return nil, err
 		}
 		a.loaded = true
+		s.logRepairs(a)
 	}
 	return a, nil
 }
@@ -177,8 +182,11 @@ func (s *Store) EnsureAccount(ctx context.Context, accountID string) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Unlock()
-	return nil
+	defer a.mu.Unlock()
+	a.takeRepairs()
+	err = s.heal(a)
+	a.takeRepairs()
+	return err
 }
 
 // load builds the account's index from its files and creates what is
@@ -231,6 +239,20 @@ func (s *Store) load(a *account) error {
 			return err
 		}
 		a.boxes[name] = m
+	}
+
+	// The account's uidvalidity file may be lost while the mailboxes
+	// keep theirs: a new mailbox must still get a greater one.
+	highest := a.validity
+	for _, m := range a.boxes {
+		highest = max(highest, m.validity)
+	}
+	if len(a.boxes) > 0 && (highest != a.validity || !a.validityFileOK()) {
+		a.validity = highest
+		if err := a.saveValidity(); err != nil {
+			return err
+		}
+		a.repaired = append(a.repaired, "uidvalidity")
 	}
 
 	subs, err := os.ReadFile(filepath.Join(a.dir, "subscriptions"))
@@ -291,9 +313,8 @@ func (s *Store) loadMailbox(a *account, name, dir string) (*mailbox, error) {
 	v, n := parseState(b)
 	haveState := v != 0 && n != 0
 	m.validity, m.next, m.savedNext = v, n, n
-	if err == nil && !haveState {
-		s.log.Warn("uidstate damaged, rebuilt from files", "account", a.id,
-			"mailbox", name)
+	if !haveState {
+		a.repaired = append(a.repaired, name+"/uidstate")
 	}
 	if m.validity == 0 {
 		// uidvalidity is written once, when the mailbox gets its
@@ -344,6 +365,12 @@ func (s *Store) loadMailbox(a *account, name, dir string) (*mailbox, error) {
 	sort.Slice(m.msgs, func(i, j int) bool {
 		return m.msgs[i].uid < m.msgs[j].uid
 	})
+	if m.validity == 0 {
+		// Both state files lost: the names still say it.
+		for _, msg := range m.msgs {
+			m.validity = max(m.validity, msg.name.validity)
+		}
+	}
 	// Two files with one UID can only come from outside; the later one
 	// is given a new UID below.
 	var kept []*message
@@ -367,11 +394,14 @@ func (s *Store) loadMailbox(a *account, name, dir string) (*mailbox, error) {
 		m.next = 1
 	}
 
+	badKeywords := false
 	if b, err := os.ReadFile(filepath.Join(dir, "keywords")); err == nil {
 		var kw map[uint32][]string
 		if err := json.Unmarshal(b, &kw); err != nil {
 			s.log.Warn("keywords file unreadable, keywords lost",
 				"account", a.id, "mailbox", name, "err", err)
+			badKeywords = true
+			kw = nil
 		}
 		for _, msg := range m.msgs {
 			msg.flags.keywords = kw[msg.uid]
@@ -392,11 +422,26 @@ func (s *Store) loadMailbox(a *account, name, dir string) (*mailbox, error) {
 		if err := a.saveValidity(); err != nil {
 			return nil, err
 		}
-		s.log.Info("mailbox index rebuilt", "account", a.id,
-			"mailbox", name, "messages", len(m.msgs))
+		if len(m.msgs) > 0 {
+			// Only names from before UIDVALIDITY was in them get
+			// here: clients download this mailbox again.
+			s.log.Warn("mailbox given a new UIDVALIDITY", "account", a.id,
+				"mailbox", name, "messages", len(m.msgs))
+		}
 	}
-	if err := m.saveValidityOnce(); err != nil {
+	if changed, err := m.saveValidityOnce(); err != nil {
 		return nil, err
+	} else if changed {
+		a.repaired = append(a.repaired, name+"/uidvalidity")
+	}
+	if badKeywords {
+		if err := m.saveKeywords(); err != nil {
+			return nil, err
+		}
+		a.repaired = append(a.repaired, name+"/keywords")
+	}
+	if err := m.nameValidity(); err != nil {
+		return nil, fmt.Errorf("store: account %s: %w", a.id, err)
 	}
 	for _, rel := range foreign {
 		if err := s.adopt(a, m, rel); err != nil {
@@ -423,7 +468,8 @@ func (s *Store) adopt(a *account, m *mailbox, rel string) error {
 	msg := &message{uid: m.next, unique: a.uniqueName("x-")}
 	msg.name = fileName{
 		uid: msg.uid, date: fi.ModTime(), unique: msg.unique,
-		size: fi.Size(), info: true, flags: sortLetters(info),
+		size: fi.Size(), validity: m.validity, info: true,
+		flags: sortLetters(info),
 	}
 	msg.flags.letters = msg.name.flags
 	msg.inCur = true
@@ -503,14 +549,14 @@ func parseState(b []byte) (validity, next uint32) {
 }
 
 // saveValidityOnce writes the mailbox's uidvalidity file unless it holds
-// the current value already.
-func (m *mailbox) saveValidityOnce() error {
+// the current value already, and reports whether it wrote.
+func (m *mailbox) saveValidityOnce() (bool, error) {
 	path := filepath.Join(m.dir, "uidvalidity")
 	want := strconv.FormatUint(uint64(m.validity), 10) + "\n"
 	if b, err := os.ReadFile(path); err == nil && string(b) == want {
-		return nil
+		return false, nil
 	}
-	return writeFileSynced(path, []byte(want))
+	return true, writeFileSynced(path, []byte(want))
 }
 
 // saveState writes UIDVALIDITY and UIDNEXT, synced.
