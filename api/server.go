@@ -57,6 +57,7 @@ func (s *Server) Handler() http.Handler {
 	mux := newRouteMux()
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /api/v1/openapi.json", serveOpenAPI)
+	mux.Handle("GET /metrics", s.metrics())
 
 	mux.Handle("GET /api/v1/users", s.scoped("directory:read", s.listUsers))
 	mux.Handle("GET /api/v1/users/{id}", s.scoped("directory:read", s.getUser))
@@ -65,6 +66,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/v1/oa/snapshot", s.scoped("oa:sync", s.importSnapshot))
 	s.oaRoutes(mux)
 	s.lifecycleRoutes(mux)
+	s.listRoutes(mux)
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

@@ -18,11 +18,17 @@ const (
 	ScopeOASync         = "oa:sync"
 	ScopeOAApprove      = "oa:approve"
 	ScopeAuditRead      = "audit:read"
+	// ScopeSSOIssue lets the OA hand out one-time login links.
+	ScopeSSOIssue = "sso:issue"
+	// ScopeMailboxRead reads mailbox counts and the latest senders
+	// and subjects: mail content, so apart from directory:read.
+	ScopeMailboxRead = "mailbox:read"
 )
 
 // Scopes lists every scope a key may be given.
 var Scopes = []string{
-	ScopeDirectoryRead, ScopeDirectoryWrite, ScopeOASync, ScopeOAApprove, ScopeAuditRead, ScopeAll,
+	ScopeDirectoryRead, ScopeDirectoryWrite, ScopeOASync, ScopeOAApprove, ScopeAuditRead,
+	ScopeSSOIssue, ScopeMailboxRead, ScopeAll,
 }
 
 // EntityAPIKey names API keys in the change log.

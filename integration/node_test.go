@@ -44,6 +44,10 @@ type node struct {
 	apiKey   string
 	logPath  string
 
+	// submitAddr takes STARTTLS, submitTLSAddr implicit TLS.
+	submitAddr    string
+	submitTLSAddr string
+
 	cmd    *exec.Cmd
 	exited chan struct{}
 	// waitErr is the process's exit, valid once exited is closed.
@@ -56,11 +60,18 @@ type node struct {
 // the test failed.
 func startNode(t *testing.T, databaseURL string) *node {
 	t.Helper()
+	return startNodeEnv(t, databaseURL)
+}
+
+// startNodeEnv is startNode with further EGRET_ settings, which win
+// over the test's defaults.
+func startNodeEnv(t *testing.T, databaseURL string, extraEnv ...string) *node {
+	t.Helper()
 	// A free port may be taken by another test's listener between
 	// freePorts and egret's bind; only that is worth another try.
 	const attempts = 3
 	for i := 1; ; i++ {
-		n, err := launch(t, databaseURL)
+		n, err := launch(t, databaseURL, extraEnv)
 		if err == nil {
 			return n
 		}
@@ -73,10 +84,10 @@ func startNode(t *testing.T, databaseURL string) *node {
 }
 
 // launch makes one attempt of startNode.
-func launch(t *testing.T, databaseURL string) (*node, error) {
+func launch(t *testing.T, databaseURL string, extraEnv []string) (*node, error) {
 	t.Helper()
 	dir := t.TempDir()
-	ports := freePorts(t, 3)
+	ports := freePorts(t, 6)
 	n := &node{
 		httpAddr: ports[0],
 		smtpAddr: ports[1],
@@ -84,6 +95,9 @@ func launch(t *testing.T, databaseURL string) (*node, error) {
 		apiKey:   randomString(t, 24),
 		logPath:  filepath.Join(dir, "serve.log"),
 		exited:   make(chan struct{}),
+
+		submitAddr:    ports[3],
+		submitTLSAddr: ports[4],
 	}
 	n.env = append(environWithoutEgret(),
 		"EGRET_NODE_DATA_DIR="+filepath.Join(dir, "data"),
@@ -93,7 +107,13 @@ func launch(t *testing.T, databaseURL string) (*node, error) {
 		"EGRET_IMAP_ADDR="+n.imapAddr,
 		"EGRET_MAIL_DOMAIN="+mailDomain,
 		"EGRET_API_BOOTSTRAP_KEY="+n.apiKey,
+		"EGRET_SUBMISSION_ADDR="+n.submitAddr,
+		"EGRET_SUBMISSION_TLS_ADDR="+n.submitTLSAddr,
+		// No test may reach a real DNS server or MX: unless a test
+		// starts its own, lookups go to a loopback port nobody serves.
+		"EGRET_OUTBOUND_RESOLVER="+ports[5],
 	)
+	n.env = append(n.env, extraEnv...)
 
 	logFile, err := os.Create(n.logPath)
 	if err != nil {

@@ -34,6 +34,11 @@ type Config struct {
 	API       APIConfig       `toml:"api"`
 	Log       LogConfig       `toml:"log"`
 	OA        OAConfig        `toml:"oa"`
+	LDAP      LDAPConfig      `toml:"ldap"`
+
+	// Submission and Outbound are the sending side of mail.
+	Submission SubmissionConfig `toml:"submission"`
+	Outbound   OutboundConfig   `toml:"outbound"`
 }
 
 // NodeConfig says what this process is.
@@ -75,6 +80,30 @@ type SMTPConfig struct {
 	MaxMessageBytes int64  `toml:"max_message_bytes"`
 }
 
+// SubmissionConfig configures the listeners users send mail on.
+type SubmissionConfig struct {
+	// Addr takes STARTTLS (port 587 in production).
+	Addr string `toml:"addr"`
+	// TLSAddr is TLS from the first byte (port 465 in production).
+	TLSAddr string `toml:"tls_addr"`
+	// MessagesPerHour limits what one account sends in any hour.
+	MessagesPerHour int `toml:"messages_per_hour"`
+	// MaxRecipients limits the recipients of one message.
+	MaxRecipients int `toml:"max_recipients"`
+}
+
+// OutboundConfig configures delivery to other domains.
+type OutboundConfig struct {
+	// Resolver is a DNS server's HOST:PORT for MX lookups; empty means
+	// the system's resolver.
+	Resolver string `toml:"resolver"`
+	// Port is the port MX hosts are reached on.
+	Port int `toml:"port"`
+	// VerifyTLS refuses MX hosts whose STARTTLS certificate does not
+	// verify, instead of sending over unauthenticated TLS.
+	VerifyTLS bool `toml:"verify_tls"`
+}
+
 // IMAPConfig configures the IMAP listener.
 type IMAPConfig struct {
 	Addr string `toml:"addr"`
@@ -89,6 +118,9 @@ type QueueConfig struct {
 	RetrySchedule string `toml:"retry_schedule"`
 	// GiveUpAfter is how long after its arrival a message is tried.
 	GiveUpAfter time.Duration `toml:"give_up_after"`
+	// DelayNoticeAfter is how long a message waits before its sender
+	// is told, once, that it is still being retried.
+	DelayNoticeAfter time.Duration `toml:"delay_notice_after"`
 }
 
 // LMTPConfig configures the LMTP hop between the queue and the store.
@@ -138,6 +170,25 @@ type OAConfig struct {
 	PullPageSize int `toml:"pull_page_size"`
 }
 
+// LDAPConfig configures the LDAP mirror. Without a URL it is off.
+type LDAPConfig struct {
+	// URL is "ldap://HOST:PORT" or "ldaps://HOST:PORT".
+	URL string `toml:"url"`
+	// BindDN and BindPassword are who the mirror binds as; it needs to
+	// write, and read userPassword, everywhere under BaseDN. Keep the
+	// password in the environment.
+	BindDN       string `toml:"bind_dn"`
+	BindPassword string `toml:"bind_password"`
+	// BaseDN is the entry egret keeps its tree under; everything below
+	// it is egret's.
+	BaseDN string `toml:"base_dn"`
+	// ReconcileInterval is how often serve compares the whole directory
+	// with LDAP and repairs drift; 0 turns it off.
+	ReconcileInterval time.Duration `toml:"reconcile_interval"`
+	// Connections is how many connections a full pass writes over.
+	Connections int `toml:"connections"`
+}
+
 // LogConfig configures logging.
 type LogConfig struct {
 	// Level is debug, info, warn or error.
@@ -159,12 +210,19 @@ func defaultConfig() Config {
 			Workers:       8,
 			RetrySchedule: "1m 5m 15m 30m 1h",
 			GiveUpAfter:   5 * 24 * time.Hour,
+
+			DelayNoticeAfter: 4 * time.Hour,
 		},
 		Mail:      MailConfig{Domain: "egretair.example"},
 		Log:       LogConfig{Level: "info"},
 		OA:        OAConfig{DisableThreshold: 500, PullInterval: 5 * time.Minute, PullPageSize: 500},
 		Database:  DatabaseConfig{},
 		Directory: DirectoryConfig{Retention: 30 * 24 * time.Hour},
+		LDAP:      LDAPConfig{ReconcileInterval: 6 * time.Hour, Connections: 4},
+
+		Submission: SubmissionConfig{Addr: "127.0.0.1:1587", TLSAddr: "127.0.0.1:1465",
+			MessagesPerHour: 300, MaxRecipients: 100},
+		Outbound: OutboundConfig{Port: 25},
 	}
 }
 
@@ -213,9 +271,31 @@ func (c Config) check() error {
 		errs = append(errs, fmt.Errorf("queue.give_up_after %v: want a positive duration", c.Queue.GiveUpAfter))
 	}
 	if a := c.LMTP.Addr; a != "" && !strings.HasPrefix(a, "unix:") {
-		if _, _, err := net.SplitHostPort(a); err != nil {
-			errs = append(errs, fmt.Errorf("lmtp.addr %q: want unix:PATH or HOST:PORT", a))
+		// LMTP takes mail for any local account without a sign-in: on
+		// a public address it would be an open door into every INBOX.
+		host, _, err := net.SplitHostPort(a)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			errs = append(errs, fmt.Errorf("lmtp.addr %q: want unix:PATH or a loopback IP:PORT", a))
 		}
+	}
+	if c.Queue.DelayNoticeAfter < 0 {
+		errs = append(errs, fmt.Errorf("queue.delay_notice_after %v: want a duration, 0 for none", c.Queue.DelayNoticeAfter))
+	}
+	for key, a := range map[string]string{"submission.addr": c.Submission.Addr, "submission.tls_addr": c.Submission.TLSAddr} {
+		if _, _, err := net.SplitHostPort(a); a != "" && err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: want HOST:PORT, or empty for none", key, a))
+		}
+	}
+	if c.Submission.MessagesPerHour < 1 || c.Submission.MaxRecipients < 1 {
+		errs = append(errs, errors.New("submission.messages_per_hour and submission.max_recipients must be at least 1"))
+	}
+	if a := c.Outbound.Resolver; a != "" {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("outbound.resolver %q: want HOST:PORT of a DNS server, or empty", a))
+		}
+	}
+	if p := c.Outbound.Port; p < 1 || p > 65535 {
+		errs = append(errs, fmt.Errorf("outbound.port %d: want 1 to 65535", p))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls.cert_file and tls.key_file go together"))
@@ -231,6 +311,12 @@ func (c Config) check() error {
 	}
 	if k := c.API.BootstrapKey; k != "" && len(k) < 16 {
 		errs = append(errs, errors.New("api.bootstrap_key must have at least 16 characters"))
+	}
+	if c.LDAP.URL != "" && c.LDAP.BaseDN == "" {
+		errs = append(errs, errors.New("ldap.base_dn is required with ldap.url"))
+	}
+	if c.LDAP.Connections < 1 || c.LDAP.ReconcileInterval < 0 {
+		errs = append(errs, errors.New("ldap.connections must be at least 1 and ldap.reconcile_interval not negative"))
 	}
 	return errors.Join(errs...)
 }

@@ -79,6 +79,10 @@ func (a *app) root() *cobra.Command {
 		a.apikeyCmd(),
 		a.auditCmd(),
 		a.queueCmd(),
+		a.indexCmd(),
+		a.dkimCmd(),
+		a.ldapCmd(),
+		a.statusCmd(),
 		a.versionCmd(),
 	)
 	return root

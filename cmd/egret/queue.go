@@ -32,7 +32,17 @@ func queueConfig(cfg Config) (queue.Config, error) {
 		Workers:     cfg.Queue.Workers,
 		Retry:       retry,
 		GiveUpAfter: cfg.Queue.GiveUpAfter,
+		DelayNotice: delayNotice(cfg.Queue.DelayNoticeAfter),
 	}, nil
+}
+
+// delayNotice answers the queue's DelayNotice for the configured value,
+// where 0 means no delay notices and the queue's zero means 4 hours.
+func delayNotice(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // openQueue opens the node's queue for serving.

@@ -15,10 +15,14 @@ import (
 
 	"github.com/egretair/egret/api"
 	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/mailcore/dkim"
+	"github.com/egretair/egret/mailcore/dsn"
 	"github.com/egretair/egret/mailcore/imapd"
 	"github.com/egretair/egret/mailcore/lmtp"
+	"github.com/egretair/egret/mailcore/outbound"
 	"github.com/egretair/egret/mailcore/smtpd"
 	"github.com/egretair/egret/mailcore/store"
+	"github.com/egretair/egret/mailcore/submission"
 	"github.com/egretair/egret/mailcore/tlsconf"
 	"github.com/egretair/egret/oasync"
 )
@@ -75,11 +79,17 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	// The queue first: its lock makes sure no other process serves
 	// this data folder before the LMTP socket is taken over.
 	lmtpAddr := lmtpAddress(cfg)
-	q, err := openQueue(cfg, &lmtp.Client{Addr: lmtpAddr, LocalName: cfg.Node.Hostname}, log)
+	transport, err := mailTransport(cfg, lmtpAddr, log)
+	if err != nil {
+		return err
+	}
+	q, err := openQueue(cfg, transport, log)
 	if err != nil {
 		return err
 	}
 	defer q.Close()
+	q.Notifier = dsn.New(dsn.Config{Hostname: cfg.Node.Hostname,
+		From: "postmaster@" + cfg.Mail.Domain}, q, log)
 	lmtpLn, err := listenLMTP(lmtpAddr)
 	if err != nil {
 		return err
@@ -106,6 +116,14 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		httpLn.Close()
 		smtpLn.Close()
 		return fmt.Errorf("imap listener: %w", err)
+	}
+
+	subLn, subTLSLn, err := listenSubmission(cfg)
+	if err != nil {
+		httpLn.Close()
+		smtpLn.Close()
+		imapLn.Close()
+		return err
 	}
 
 	// Only a node that holds its ports may change the bootstrap key, so
@@ -136,10 +154,19 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		Hostname:        cfg.Node.Hostname,
 		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		TLS:             tlsConfig,
+		Usage:           mailUsage(mail),
 	}, accounts, q, log)
 	imapSrv := imapd.New(imapd.Config{TLS: tlsConfig}, accounts, mail, log)
+	subSrv := submission.New(submission.Config{
+		Domain:          cfg.Mail.Domain,
+		Hostname:        cfg.Node.Hostname,
+		TLS:             tlsConfig,
+		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
+		MaxRecipients:   cfg.Submission.MaxRecipients,
+		MessagesPerHour: cfg.Submission.MessagesPerHour,
+	}, accounts, q, log)
 
-	errc := make(chan error, 4)
+	errc := make(chan error, 6)
 	go func() { errc <- serveErr("lmtp", lmtpSrv.Serve(lmtpLn)) }()
 	q.Start()
 	go func() { errc <- serveErr("http", httpSrv.Serve(httpLn)) }()
@@ -148,8 +175,18 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	go life.RunPurger(purgeCtx, purgeInterval)
 	go func() { errc <- serveErr("smtp", smtpSrv.Serve(smtpLn)) }()
 	go func() { errc <- serveErr("imap", imapSrv.Serve(imapLn)) }()
+	if subLn != nil {
+		go func() { errc <- serveErr("submission", subSrv.Serve(subLn)) }()
+	}
+	if subTLSLn != nil {
+		go func() { errc <- serveErr("submission tls", subSrv.ServeTLS(subTLSLn)) }()
+	}
 	apiSrv.SetReady(true)
 	a.startOAPull(ctx, importer)
+	// The mirror stops before the store it reads is closed.
+	mirrorCtx, stopMirror := context.WithCancel(ctx)
+	mirrorDone := a.startLDAPMirror(mirrorCtx, dir, api.Registry)
+	defer func() { stopMirror(); <-mirrorDone }()
 	log.Info("egret started",
 		slog.String("role", cfg.Node.Role),
 		slog.String("version", buildVersion()),
@@ -174,6 +211,9 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	defer cancel()
 	if err := smtpSrv.Shutdown(sctx); err != nil {
 		log.Warn("smtp shutdown", slog.Any("err", err))
+	}
+	if err := subSrv.Shutdown(sctx); err != nil {
+		log.Warn("submission shutdown", slog.Any("err", err))
 	}
 	// Then the queue, which waits for its attempts in flight, then
 	// the LMTP server they talk to.
@@ -235,4 +275,45 @@ func (a *app) seedBootstrapKey(ctx context.Context, dir *directory.Store) error 
 		a.log.Info("bootstrap API key revoked", slog.String("cause", "api.bootstrap_key is not set"))
 	}
 	return err
+}
+
+// mailTransport answers the queue's transport: LMTP to the store for
+// the mail domain, SMTP to the MX hosts of every other, signed with the
+// keys in <data>/dkim.
+func mailTransport(cfg Config, lmtpAddr string, log *slog.Logger) (*outbound.Router, error) {
+	keys, err := dkim.Load(filepath.Join(cfg.Node.DataDir, "dkim"))
+	if err != nil {
+		return nil, err
+	}
+	remote := outbound.NewRemote(outbound.Config{
+		Hostname:  cfg.Node.Hostname,
+		Resolver:  cfg.Outbound.Resolver,
+		Port:      cfg.Outbound.Port,
+		VerifyTLS: cfg.Outbound.VerifyTLS,
+		Keys:      keys,
+	}, log)
+	return &outbound.Router{
+		IsLocal: func(domain string) bool { return domain == cfg.Mail.Domain },
+		Local:   &lmtp.Client{Addr: lmtpAddr, LocalName: cfg.Node.Hostname},
+		Remote:  remote,
+	}, nil
+}
+
+// listenSubmission binds the submission listeners that are configured;
+// an empty address leaves one off.
+func listenSubmission(cfg Config) (starttls, implicit net.Listener, err error) {
+	if a := cfg.Submission.Addr; a != "" {
+		if starttls, err = net.Listen("tcp", a); err != nil {
+			return nil, nil, fmt.Errorf("submission listener: %w", err)
+		}
+	}
+	if a := cfg.Submission.TLSAddr; a != "" {
+		if implicit, err = net.Listen("tcp", a); err != nil {
+			if starttls != nil {
+				starttls.Close()
+			}
+			return nil, nil, fmt.Errorf("submission tls listener: %w", err)
+		}
+	}
+	return starttls, implicit, nil
 }

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/egretair/egret/directory/ldapmirror"
+)
+
+func (a *app) statusCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "status",
+		Short: "Show the LDAP mirror's place in the change log and its lag",
+		Long: "Show the change log's head, the LDAP mirror's cursor, and how far\n" +
+			"behind it is in rows and in time. Read from the database only, so it\n" +
+			"answers while LDAP or serve is down.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := a.openStore(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			lag, err := ldapmirror.Status(cmd.Context(), s)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(a.stdout, "change log head   %d\n", lag.Head)
+			switch {
+			case a.cfg.LDAP.URL == "":
+				fmt.Fprintf(a.stdout, "ldap mirror       off (ldap.url is not set)\n")
+			case !lag.Started:
+				fmt.Fprintf(a.stdout, "ldap mirror       not started: no full pass yet\n")
+			default:
+				fmt.Fprintf(a.stdout, "ldap mirror       cursor %d, %d rows behind", lag.Cursor, lag.Rows)
+				if lag.Rows > 0 {
+					fmt.Fprintf(a.stdout, ", oldest waiting %s",
+						(time.Duration(lag.Seconds * float64(time.Second))).Round(time.Millisecond))
+				}
+				fmt.Fprintln(a.stdout)
+			}
+			return nil
+		},
+	}
+}
