@@ -1,0 +1,63 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/mailcore/mailview"
+)
+
+// defaultLatest is how many recent messages the mailbox facts list
+// when the caller does not say.
+const defaultLatest = 5
+
+// mailboxFacts answers a user's mailbox counts and latest messages.
+// {id} is a user id, an account id, a login or an address.
+func (s *Server) mailboxFacts(w http.ResponseWriter, r *http.Request) {
+	if s.Mail == nil {
+		notConfigured(w, "the mail store")
+		return
+	}
+	latest := defaultLatest
+	if v := r.URL.Query().Get("latest"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > mailview.MaxLatest {
+			writeError(w, http.StatusBadRequest, codeInvalid, "latest: want 0 to 50")
+			return
+		}
+		latest = n
+	}
+	acct, err := s.findAccount(r)
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	facts, err := s.Mail.Facts(r.Context(), acct.ID, acct.QuotaBytes, latest)
+	if err != nil {
+		s.log().Error("mailbox facts not read", "account", acct.ID, "err", err)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the mailbox is not available; try again")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"account_id": acct.ID, "address": acct.Address, "mailbox": facts})
+}
+
+// findAccount answers the account that {id} names as a user (person)
+// id or as FindAccount reads it.
+func (s *Server) findAccount(r *http.Request) (*directory.Account, error) {
+	id := r.PathValue("id")
+	acct, _, err := s.Store.FindAccount(r.Context(), id)
+	if !errors.Is(err, directory.ErrNotFound) {
+		return acct, err
+	}
+	u, err := s.Store.GetUser(r.Context(), id)
+	if err != nil {
+		return nil, err
+	}
+	if u.Account == nil {
+		return nil, directory.ErrNotFound
+	}
+	return u.Account, nil
+}
