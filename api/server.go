@@ -9,7 +9,9 @@ import (
 	"sync/atomic"
 
 	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/mailcore/mailview"
 	"github.com/egretair/egret/oasync"
+	"github.com/egretair/egret/sso"
 )
 
 // Server holds what the HTTP handlers need. Its zero value is not usable:
@@ -23,6 +25,15 @@ type Server struct {
 	// Lifecycle makes the account-lifecycle changes; nil means one over
 	// Store with the Importer's mail domain and the default retention.
 	Lifecycle *directory.Lifecycle
+
+	// SSO issues login tokens; nil answers 503 on its routes.
+	SSO *sso.Service
+	// WebURL is the web mailbox's base URL, put in login links.
+	WebURL string
+	// Web serves the web mailbox under /mail/; nil serves none.
+	Web http.Handler
+	// Mail reads mailbox facts; nil answers 503 on its route.
+	Mail *mailview.Reader
 
 	// state is starting, ready or stopping.
 	state atomic.Int32
@@ -67,6 +78,8 @@ func (s *Server) Handler() http.Handler {
 	s.oaRoutes(mux)
 	s.lifecycleRoutes(mux)
 	s.listRoutes(mux)
+	s.oidcClientRoutes(mux)
+	s.ssoRoutes(mux)
 
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

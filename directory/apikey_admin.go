@@ -23,12 +23,14 @@ const (
 	// ScopeMailboxRead reads mailbox counts and the latest senders
 	// and subjects: mail content, so apart from directory:read.
 	ScopeMailboxRead = "mailbox:read"
+	// ScopeOIDCAdmin registers and removes OpenID Connect clients.
+	ScopeOIDCAdmin = "oidc:admin"
 )
 
 // Scopes lists every scope a key may be given.
 var Scopes = []string{
 	ScopeDirectoryRead, ScopeDirectoryWrite, ScopeOASync, ScopeOAApprove, ScopeAuditRead,
-	ScopeSSOIssue, ScopeMailboxRead, ScopeAll,
+	ScopeSSOIssue, ScopeMailboxRead, ScopeOIDCAdmin, ScopeAll,
 }
 
 // EntityAPIKey names API keys in the change log.

@@ -14,6 +14,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/egretair/egret/mailcore/queue"
+	"github.com/egretair/egret/sso/oidcp"
 )
 
 // Config is egret's configuration: a TOML file whose every key may also be
@@ -35,6 +36,8 @@ type Config struct {
 	Log       LogConfig       `toml:"log"`
 	OA        OAConfig        `toml:"oa"`
 	LDAP      LDAPConfig      `toml:"ldap"`
+	OIDC      OIDCConfig      `toml:"oidc"`
+	SSO       SSOConfig       `toml:"sso"`
 
 	// Submission and Outbound are the sending side of mail.
 	Submission SubmissionConfig `toml:"submission"`
@@ -189,6 +192,36 @@ type LDAPConfig struct {
 	Connections int `toml:"connections"`
 }
 
+// OIDCConfig configures the OpenID Connect provider (package
+// sso/oidcp) and upstream sign-in (package sso/upstream).
+type OIDCConfig struct {
+	// Issuer is the provider's URL, https except on loopback, without
+	// a path. Empty means http://<http.addr> when that is a loopback
+	// address, and the provider off otherwise.
+	Issuer string `toml:"issuer"`
+	// KeyGrace is how long a retired signing key stays in the JWKS.
+	KeyGrace time.Duration `toml:"key_grace"`
+	// UpstreamIssuer, when set, adds "sign in with the company account"
+	// through that OpenID Connect provider. egret's redirect URI there
+	// is <issuer>/oidc/upstream/callback.
+	UpstreamIssuer   string `toml:"upstream_issuer"`
+	UpstreamClientID string `toml:"upstream_client_id"`
+	// UpstreamClientSecret: keep it in the environment.
+	UpstreamClientSecret string `toml:"upstream_client_secret"`
+}
+
+// issuer answers the provider's issuer, empty when it is off.
+func (c Config) issuer() string {
+	if c.OIDC.Issuer != "" {
+		return strings.TrimSuffix(c.OIDC.Issuer, "/")
+	}
+	host, _, err := net.SplitHostPort(c.HTTP.Addr)
+	if ip := net.ParseIP(host); err == nil && (host == "localhost" || (ip != nil && ip.IsLoopback())) {
+		return "http://" + c.HTTP.Addr
+	}
+	return ""
+}
+
 // LogConfig configures logging.
 type LogConfig struct {
 	// Level is debug, info, warn or error.
@@ -219,6 +252,8 @@ func defaultConfig() Config {
 		Database:  DatabaseConfig{},
 		Directory: DirectoryConfig{Retention: 30 * 24 * time.Hour},
 		LDAP:      LDAPConfig{ReconcileInterval: 6 * time.Hour, Connections: 4},
+		SSO: SSOConfig{TokenTTL: time.Minute, SessionTTL: 8 * time.Hour, KeyGrace: 24 * time.Hour,
+			LockAfter: 5, LockAddressAfter: 20, LockFor: 15 * time.Minute},
 
 		Submission: SubmissionConfig{Addr: "127.0.0.1:1587", TLSAddr: "127.0.0.1:1465",
 			MessagesPerHour: 300, MaxRecipients: 100},
@@ -318,6 +353,21 @@ func (c Config) check() error {
 	if c.LDAP.Connections < 1 || c.LDAP.ReconcileInterval < 0 {
 		errs = append(errs, errors.New("ldap.connections must be at least 1 and ldap.reconcile_interval not negative"))
 	}
+	if iss := c.issuer(); iss != "" {
+		if err := oidcp.CheckIssuer(iss); err != nil {
+			errs = append(errs, fmt.Errorf("oidc.issuer: %w", err))
+		}
+	}
+	if c.OIDC.UpstreamIssuer != "" && (c.OIDC.UpstreamClientID == "" || c.issuer() == "") {
+		errs = append(errs, errors.New("oidc.upstream_issuer needs oidc.upstream_client_id and an oidc.issuer"))
+	}
+	if c.OIDC.KeyGrace < 0 {
+		errs = append(errs, fmt.Errorf("oidc.key_grace %s: want a duration, 0 for the default", c.OIDC.KeyGrace))
+	}
+	if _, _, err := c.webURL(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, c.SSO.check())
 	return errors.Join(errs...)
 }
 

@@ -77,6 +77,8 @@ func (a *app) root() *cobra.Command {
 		a.userCmd(),
 		a.accountCmd(),
 		a.apikeyCmd(),
+		a.oidcCmd(),
+		a.ssoCmd(),
 		a.auditCmd(),
 		a.queueCmd(),
 		a.indexCmd(),

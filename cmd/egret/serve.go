@@ -15,6 +15,7 @@ import (
 
 	"github.com/egretair/egret/api"
 	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/mailcore"
 	"github.com/egretair/egret/mailcore/dkim"
 	"github.com/egretair/egret/mailcore/dsn"
 	"github.com/egretair/egret/mailcore/imapd"
@@ -25,6 +26,8 @@ import (
 	"github.com/egretair/egret/mailcore/submission"
 	"github.com/egretair/egret/mailcore/tlsconf"
 	"github.com/egretair/egret/oasync"
+	"github.com/egretair/egret/sso/oauthbearer"
+	"github.com/egretair/egret/sso/oidcp"
 )
 
 // shutdownGrace bounds how long SIGTERM waits for SMTP transactions and
@@ -75,6 +78,23 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	}
 	defer mail.Close()
 	accounts := mailAccounts{store: dir}
+	oidcProv, err := a.oidcProvider(ctx, dir)
+	if err != nil {
+		return err
+	}
+	var mailAuth interface {
+		mailcore.Accounts
+		mailcore.Senders
+	} = accounts
+	if oidcProv != nil {
+		mailAuth = tokenAccounts{mailAccounts: accounts, verifier: &oauthbearer.Verifier{
+			Issuer: a.cfg.issuer(), Keys: oidcProv.Keys(), Users: oidcp.Users{Store: dir}}}
+	}
+
+	signin, err := a.signIn(dir, mail, accounts, log)
+	if err != nil {
+		return err
+	}
 
 	// The queue first: its lock makes sure no other process serves
 	// this data folder before the LMTP socket is taken over.
@@ -144,8 +164,9 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	}
 	apiSrv := &api.Server{Store: dir, Importer: importer, Log: log, MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes,
 		Lifecycle: life}
+	apiSrv.SSO, apiSrv.Web, apiSrv.Mail, apiSrv.WebURL = signin.sso, signin.web.Handler(), signin.view, signin.url
 	httpSrv := &http.Server{
-		Handler:           apiSrv.Handler(),
+		Handler:           withOIDC(apiSrv.Handler(), oidcProv),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -156,7 +177,7 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		TLS:             tlsConfig,
 		Usage:           mailUsage(mail),
 	}, accounts, q, log)
-	imapSrv := imapd.New(imapd.Config{TLS: tlsConfig}, accounts, mail, log)
+	imapSrv := imapd.New(imapd.Config{TLS: tlsConfig, Guard: signin.guard}, mailAuth, mail, log)
 	subSrv := submission.New(submission.Config{
 		Domain:          cfg.Mail.Domain,
 		Hostname:        cfg.Node.Hostname,
@@ -164,7 +185,8 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 		MaxRecipients:   cfg.Submission.MaxRecipients,
 		MessagesPerHour: cfg.Submission.MessagesPerHour,
-	}, accounts, q, log)
+		Guard:           signin.guard,
+	}, mailAuth, q, log)
 
 	errc := make(chan error, 6)
 	go func() { errc <- serveErr("lmtp", lmtpSrv.Serve(lmtpLn)) }()

@@ -58,6 +58,8 @@ type Config struct {
 	TLS *tls.Config
 	// AppendLimit caps an APPENDed message; zero means 50 MB.
 	AppendLimit uint32
+	// Guard, when not nil, slows and locks password guessing.
+	Guard mailcore.LoginGuard
 }
 
 // Server is an IMAP server over a store.

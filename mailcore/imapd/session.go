@@ -61,7 +61,7 @@ func (sess *session) Login(username, password string) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	acct, err := s.accounts.Authenticate(ctx, username, password)
+	acct, err := mailcore.Authenticate(ctx, s.cfg.Guard, s.accounts, username, password, sess.remote())
 	switch {
 	case errors.Is(err, mailcore.ErrBadCredentials):
 		s.log.Info("login failed", "user", username, "remote", sess.remote())

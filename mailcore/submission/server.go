@@ -79,6 +79,8 @@ type Config struct {
 	MessagesPerHour int
 	// LookupTimeout bounds one directory call; zero means 10 seconds.
 	LookupTimeout time.Duration
+	// Guard, when not nil, slows and locks password guessing.
+	Guard mailcore.LoginGuard
 	// Now answers the time; nil means time.Now.
 	Now func() time.Time
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/egretair/egret/mailcore"
+	"github.com/egretair/egret/mailcore/oauthsasl"
 	"github.com/egretair/egret/mailcore/queue"
 )
 
@@ -124,7 +125,7 @@ func (sess *session) AuthMechanisms() []string {
 	if nc := sess.conn.Conn(); nc == nil || !authAllowed(nc) {
 		return nil
 	}
-	return []string{sasl.Plain, sasl.Login}
+	return append([]string{sasl.Plain, sasl.Login}, sess.tokenMechanisms()...)
 }
 
 // Auth starts a SASL exchange.
@@ -143,6 +144,10 @@ func (sess *session) Auth(mech string) (sasl.Server, error) {
 		}), nil
 	case sasl.Login:
 		return &loginServer{check: sess.authenticate}, nil
+	case oauthsasl.OAuthBearer, oauthsasl.XOAuth2:
+		if srv := sess.tokenAuth(mech); srv != nil {
+			return srv, nil
+		}
 	}
 	return nil, smtp.ErrAuthUnknownMechanism
 }
@@ -152,7 +157,7 @@ func (sess *session) authenticate(user, pass string) error {
 	s := sess.srv
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LookupTimeout)
 	defer cancel()
-	acct, err := s.accounts.Authenticate(ctx, user, pass)
+	acct, err := mailcore.Authenticate(ctx, s.cfg.Guard, s.accounts, user, pass, sess.remote())
 	switch {
 	case errors.Is(err, mailcore.ErrBadCredentials):
 		s.log.Info("sign-in refused", "user", user, "remote", sess.remote())

@@ -219,11 +219,12 @@ func (o opClient) IDTokenLifetime() time.Duration { return o.idLife }
 func (o opClient) DevMode() bool                  { return false }
 func (o opClient) ClockSkew() time.Duration       { return 0 }
 
-// ApplicationType is "user agent" for a public client, so that op allows
-// it no secret, and "web" otherwise.
+// ApplicationType is "native" for a public client: op then takes a
+// loopback redirect URI on any port (RFC 8252 §7.3) besides https ones.
+// A confidential client is "web".
 func (o opClient) ApplicationType() op.ApplicationType {
 	if o.c.Public() {
-		return op.ApplicationTypeUserAgent
+		return op.ApplicationTypeNative
 	}
 	return op.ApplicationTypeWeb
 }
