@@ -118,10 +118,13 @@ func TestMbsyncDownloadsNothingAfterIndexLoss(t *testing.T) {
 		t.Errorf("%d of %d accounts show different mailboxes, UIDVALIDITY, UIDs or flags after the index loss",
 			changed, len(logins))
 	}
-	// Neither of these costs a client a download; the store documents
-	// both (mailcore/store/doc.go, Index), and the log shows them.
-	t.Logf("after the loss: %d mailboxes with a lower UIDNEXT, %d empty mailboxes with a new UIDVALIDITY",
-		uidnextBack, emptyRenewed)
+	// A lower UIDNEXT would hand expunged UIDs out again under the same
+	// UIDVALIDITY (RFC 9051 §2.3.1.1). A new UIDVALIDITY for an empty
+	// mailbox costs no download; the store documents it.
+	if uidnextBack > 0 {
+		t.Errorf("after the loss %d mailboxes have a lower UIDNEXT: expunged UIDs would be used again", uidnextBack)
+	}
+	t.Logf("after the loss: %d empty mailboxes with a new UIDVALIDITY", emptyRenewed)
 
 	// The operator can see what happened.
 	if got := strings.Count(tail(n.logPath, 100000), `"index rebuilt"`); got < lostIndexAccounts {
@@ -187,8 +190,8 @@ type mailboxDiff struct {
 	// wrongly: a mailbox gone or new, a UIDVALIDITY of a mailbox with
 	// messages, a UID or a flag.
 	problems []string
-	// uidnextBack counts mailboxes whose UIDNEXT went down; a lost
-	// uidstate gives the highest UID present plus one.
+	// uidnextBack counts mailboxes whose UIDNEXT went down, which would
+	// let expunged UIDs be handed out again.
 	uidnextBack int
 	// emptyRenewed counts mailboxes with no messages whose UIDVALIDITY
 	// changed: with no file left to tell it, the store hands out a new

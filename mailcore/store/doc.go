@@ -17,6 +17,7 @@
 //	      uidstate                       UIDVALIDITY and UIDNEXT
 //	      uidvalidity                    UIDVALIDITY, written once
 //	      keywords                       JSON: UID -> keywords
+//	      uidfloor.<n>                   empty; UIDNEXT was at least n
 //	      tmp/                           files being written
 //	      new/U<uid>.<unix>.<unique>,S=<size>,V=<uidvalidity>
 //	      cur/U<uid>.<unix>.<unique>,S=<size>,V=<uidvalidity>:2,<flags>
@@ -56,8 +57,10 @@
 //
 // Deliver and Append return only after the message file is synced, renamed
 // or linked into place, and its folder synced. UIDNEXT is written to
-// uidstate (synced) before any file leaves a mailbox, so UIDs are never
-// reused, not even after an expunge and a restart. Flag changes are
+// uidstate (synced) before any file leaves a mailbox, and recorded again
+// in the name of an empty uidfloor file, which is not index data: so UIDs
+// are never reused, not even after an expunge, a restart and the loss of
+// the index. Flag changes are
 // renames that are not synced: a crash may lose the latest flag change,
 // never a message.
 //

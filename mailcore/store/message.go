@@ -454,6 +454,9 @@ func (s *Store) moveLocked(ctx context.Context, a *account, from, to *mailbox, u
 			return res, err
 		}
 	}
+	if err := from.recordFloor(); err != nil {
+		return res, err
+	}
 
 	var moved, added []*message
 	for _, uid := range sortedUIDs(uids) {
@@ -565,6 +568,9 @@ func (s *Store) Expunge(ctx context.Context, accountID, mailbox string, uids []u
 		if err := m.saveState(); err != nil {
 			return nil, err
 		}
+	}
+	if err := m.recordFloor(); err != nil {
+		return nil, err
 	}
 	var out []uint32
 	var removed []*message

@@ -366,3 +366,33 @@ func TestUIDExpungeOfAManyUIDListRemovesOnlyThose(t *testing.T) {
 		}
 	}
 }
+
+func TestExpungedUIDsStaySpentWhenTheIndexIsLost(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st := openStore(t, dir)
+	for i := range 3 {
+		deliver(t, st, fmt.Sprintf("q%d", i), "Subject: x\r\n\r\nbody\r\n")
+	}
+	// Expunge the two highest: UIDNEXT stays 4 though only UID 1 is left.
+	if _, err := st.StoreFlags(ctx, acct, Inbox, []uint32{2, 3}, FlagsAdd, []string{FlagDeleted}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Expunge(ctx, acct, Inbox, nil); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	// Every index file of every mailbox goes.
+	boxes, _ := filepath.Glob(filepath.Join(dir, "accounts", "*", "mailboxes", "*"))
+	for _, box := range boxes {
+		for _, f := range []string{"uidstate", "uidvalidity", "keywords"} {
+			os.Remove(filepath.Join(box, f))
+		}
+	}
+
+	st = openStore(t, dir)
+	if uid := deliver(t, st, "q9", "Subject: new\r\n\r\nbody\r\n"); uid != 4 {
+		t.Fatalf("after the index was lost a new message got UID %d, want 4: UIDs 2 and 3 were used before", uid)
+	}
+}

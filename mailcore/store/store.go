@@ -390,6 +390,9 @@ func (s *Store) loadMailbox(a *account, name, dir string) (*mailbox, error) {
 			m.delivered[msg.unique] = msg.uid
 		}
 	}
+	// The floor marker outlives uidstate: expunged UIDs above every
+	// remaining file stay spent.
+	m.next = max(m.next, readFloor(dir))
 	if m.next == 0 {
 		m.next = 1
 	}
@@ -408,10 +411,6 @@ func (s *Store) loadMailbox(a *account, name, dir string) (*mailbox, error) {
 		}
 		// Keywords name UIDs that may have been expunged since: none of
 		// them may come back.
-		//
-		// Not yet: when uidstate is lost, UIDs above every file and every
-		// keyword that were expunged can be handed out again under the
-		// same UIDVALIDITY; a client that cached them shows stale mail.
 		for uid := range kw {
 			m.next = max(m.next, uid+1)
 		}
