@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -26,23 +28,7 @@ func (a *app) oaCmd() *cobra.Command {
 			"invalid element is refused whole and changes nothing.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in := a.stdin
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				in = f
-			}
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-
-			report, err := a.importer(s).ImportSnapshot(cmd.Context(), in, oasync.Options{DryRun: dryRun})
-			return a.printImport("snapshot", report, err)
+			return a.runImport(cmd.Context(), args[0], "snapshot", dryRun, (*oasync.Importer).ImportSnapshot)
 		},
 	}
 	imp.Flags().BoolVar(&dryRun, "dry-run", false, "plan and report, change nothing")
@@ -90,4 +76,26 @@ func (a *app) printJSON(v any) error {
 	enc.SetIndent("", "  ")
 	enc.SetEscapeHTML(false)
 	return enc.Encode(v)
+}
+
+// runImport feeds the file at path (- for standard input) to one of the
+// importer's entry points and prints the report.
+func (a *app) runImport(ctx context.Context, path, kind string, dryRun bool,
+	run func(*oasync.Importer, context.Context, io.Reader, oasync.Options) (*oasync.Report, error)) error {
+	in := a.stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in = f
+	}
+	s, err := a.openStore(ctx)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	report, err := run(a.importer(s), ctx, in, oasync.Options{DryRun: dryRun})
+	return a.printImport(kind, report, err)
 }

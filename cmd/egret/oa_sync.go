@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -24,22 +23,7 @@ func (a *app) oaApplyCmd() *cobra.Command {
 			"as stale. An invalid page is refused whole and changes nothing.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			in := a.stdin
-			if args[0] != "-" {
-				f, err := os.Open(args[0])
-				if err != nil {
-					return err
-				}
-				defer f.Close()
-				in = f
-			}
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			report, err := a.importer(s).ImportChanges(cmd.Context(), in, oasync.Options{DryRun: dryRun})
-			return a.printImport("page", report, err)
+			return a.runImport(cmd.Context(), args[0], "page", dryRun, (*oasync.Importer).ImportChanges)
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "plan and report, change nothing")
@@ -163,14 +147,18 @@ func (a *app) puller(imp *oasync.Importer) *oasync.Puller {
 	}
 }
 
-// startOAPull runs the EKP pull connector inside serve until ctx ends,
-// when [oa] ekp_url is set.
-func (a *app) startOAPull(ctx context.Context, imp *oasync.Importer) {
+// oaPull answers the EKP pull connector's loop, which serve runs as a
+// service until its context ends, or nil when [oa] ekp_url is not set.
+func (a *app) oaPull(imp *oasync.Importer) func(context.Context) error {
 	if a.cfg.OA.EKPURL == "" {
 		a.log.Info("oa pull off: oa.ekp_url is not set")
-		return
+		return nil
 	}
 	a.log.Info("oa pull on", slog.String("url", a.cfg.OA.EKPURL),
 		slog.Duration("interval", a.cfg.OA.PullInterval))
-	go a.puller(imp).Loop(ctx, a.cfg.OA.PullInterval)
+	p := a.puller(imp)
+	return func(ctx context.Context) error {
+		p.Loop(ctx, a.cfg.OA.PullInterval)
+		return nil
+	}
 }
