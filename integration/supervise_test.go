@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
 	"github.com/egretair/egret/directory/dirtest"
@@ -68,12 +69,12 @@ func TestServiceRestartedAfterPanic(t *testing.T) {
 	// The restarted IMAP service serves, and the mail is there.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		subjects := mailboxSubjects(t, n.imapAddr, "ops.drill", password)
-		if len(subjects["INBOX"]) == 1 && subjects["INBOX"][0] == "after the drill" {
+		count, err := inboxCount(n.imapAddr, "ops.drill", password)
+		if err == nil && count == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("INBOX after the restart: %v, want the message sent across it", subjects)
+			t.Fatalf("INBOX after the restart: %d messages (%v), want the one sent across it", count, err)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -115,6 +116,24 @@ func imapLogin(t *testing.T, addr, user, password string) {
 		t.Fatalf("IMAP LOGIN %s at %s: %v", user, addr, err)
 	}
 	c.Logout().Wait()
+}
+
+// inboxCount logs in and answers how many messages the INBOX holds.
+func inboxCount(addr, user, password string) (uint32, error) {
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	if err := c.Login(user, password).Wait(); err != nil {
+		return 0, fmt.Errorf("LOGIN %s: %w", user, err)
+	}
+	sel, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		return 0, fmt.Errorf("SELECT INBOX of %s: %w", user, err)
+	}
+	c.Logout().Wait()
+	return sel.NumMessages, nil
 }
 
 // waitLog waits for a JSON log line that match accepts and answers it.

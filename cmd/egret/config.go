@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -38,6 +39,7 @@ type Config struct {
 	LDAP      LDAPConfig      `toml:"ldap"`
 	OIDC      OIDCConfig      `toml:"oidc"`
 	SSO       SSOConfig       `toml:"sso"`
+	Cluster   ClusterConfig   `toml:"cluster"`
 
 	// Submission and Outbound are the sending side of mail.
 	Submission SubmissionConfig `toml:"submission"`
@@ -54,6 +56,36 @@ type NodeConfig struct {
 	// Hostname is the name the node gives in SMTP greetings and trace
 	// headers, and puts in its self-signed certificate.
 	Hostname string `toml:"hostname"`
+	// Name identifies the node to its peers, in heartbeats and log
+	// lines; empty means Hostname.
+	Name string `toml:"name"`
+}
+
+// ClusterConfig names the node's peers.
+type ClusterConfig struct {
+	// Nodes lists the heartbeat URLs of the other nodes
+	// (http://HOST:PORT/heartbeat), separated by commas, for
+	// `egret status`.
+	Nodes string `toml:"nodes"`
+}
+
+// nodeName answers the name the node goes by among its peers.
+func (c Config) nodeName() string {
+	if c.Node.Name != "" {
+		return c.Node.Name
+	}
+	return c.Node.Hostname
+}
+
+// clusterNodes answers the peers' heartbeat URLs.
+func (c Config) clusterNodes() []string {
+	var urls []string
+	for _, u := range strings.Split(c.Cluster.Nodes, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			urls = append(urls, u)
+		}
+	}
+	return urls
 }
 
 // DatabaseConfig names the directory's database.
@@ -363,6 +395,11 @@ func (c Config) check() error {
 	}
 	if c.OIDC.KeyGrace < 0 {
 		errs = append(errs, fmt.Errorf("oidc.key_grace %s: want a duration, 0 for the default", c.OIDC.KeyGrace))
+	}
+	for _, u := range c.clusterNodes() {
+		if p, err := url.Parse(u); err != nil || p.Scheme != "http" && p.Scheme != "https" || p.Host == "" {
+			errs = append(errs, fmt.Errorf("cluster.nodes: %q is not an http URL", u))
+		}
 	}
 	if _, _, err := c.webURL(); err != nil {
 		errs = append(errs, err)

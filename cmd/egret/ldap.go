@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,30 +22,23 @@ func (a *app) ldapConfig() ldapmirror.Config {
 		BaseDN: c.BaseDN, Conns: c.Connections}
 }
 
-// startLDAPMirror runs the mirror until ctx ends, or says once that it
-// is off. It answers a channel closed when the mirror has stopped.
-func (a *app) startLDAPMirror(ctx context.Context, dir *directory.Store, reg prometheus.Registerer) <-chan struct{} {
-	done := make(chan struct{})
+// ldapMirror answers the mirror serve runs as a service, or nil, having
+// said so, when it is off.
+func (a *app) ldapMirror(dir *directory.Store, reg prometheus.Registerer) *ldapmirror.Mirror {
 	if a.cfg.LDAP.URL == "" {
 		a.log.Info("ldap mirror off", slog.String("cause", "ldap.url is not set"))
-		close(done)
-		return done
+		return nil
 	}
-	m := &ldapmirror.Mirror{
+	a.log.Info("ldap mirror on", slog.String("url", a.cfg.LDAP.URL),
+		slog.String("base_dn", a.cfg.LDAP.BaseDN),
+		slog.Duration("reconcile_interval", a.cfg.LDAP.ReconcileInterval))
+	return &ldapmirror.Mirror{
 		Config:         a.ldapConfig(),
 		Store:          dir,
 		Log:            a.log,
 		Metrics:        ldapmirror.NewMetrics(reg),
 		ReconcileEvery: a.cfg.LDAP.ReconcileInterval,
 	}
-	a.log.Info("ldap mirror started", slog.String("url", a.cfg.LDAP.URL),
-		slog.String("base_dn", a.cfg.LDAP.BaseDN),
-		slog.Duration("reconcile_interval", a.cfg.LDAP.ReconcileInterval))
-	go func() {
-		defer close(done)
-		m.Run(ctx)
-	}()
-	return done
 }
 
 func (a *app) ldapCmd() *cobra.Command {

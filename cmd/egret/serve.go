@@ -20,6 +20,7 @@ import (
 	"github.com/egretair/egret/mailcore/dsn"
 	"github.com/egretair/egret/mailcore/imapd"
 	"github.com/egretair/egret/mailcore/lmtp"
+	"github.com/egretair/egret/mailcore/node"
 	"github.com/egretair/egret/mailcore/outbound"
 	"github.com/egretair/egret/mailcore/smtpd"
 	"github.com/egretair/egret/mailcore/store"
@@ -114,44 +115,35 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	if err != nil {
 		return err
 	}
-	lmtpSrv := lmtp.NewServer(lmtp.Config{
-		Hostname:        cfg.Node.Hostname,
-		MaxMessageBytes: cfg.SMTP.MaxMessageBytes + 1<<20,
-	}, accounts, mail, log)
-	defer lmtpSrv.Close()
 
 	// Every listener is bound before any is served, so a port in use
 	// stops the start cleanly and /healthz never says ready too early.
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
+		lmtpLn.Close()
 		return fmt.Errorf("http listener: %w", err)
 	}
 	smtpLn, err := net.Listen("tcp", cfg.SMTP.Addr)
 	if err != nil {
-		httpLn.Close()
+		closeAll(lmtpLn, httpLn)
 		return fmt.Errorf("smtp listener: %w", err)
 	}
 	imapLn, err := net.Listen("tcp", cfg.IMAP.Addr)
 	if err != nil {
-		httpLn.Close()
-		smtpLn.Close()
+		closeAll(lmtpLn, httpLn, smtpLn)
 		return fmt.Errorf("imap listener: %w", err)
 	}
 
 	subLn, subTLSLn, err := listenSubmission(cfg)
 	if err != nil {
-		httpLn.Close()
-		smtpLn.Close()
-		imapLn.Close()
+		closeAll(lmtpLn, httpLn, smtpLn, imapLn)
 		return err
 	}
 
 	// Only a node that holds its ports may change the bootstrap key, so
 	// a second start that fails on a busy port changes nothing.
 	if err := a.seedBootstrapKey(ctx, dir); err != nil {
-		httpLn.Close()
-		smtpLn.Close()
-		imapLn.Close()
+		closeAll(lmtpLn, httpLn, smtpLn, imapLn, subLn, subTLSLn)
 		return err
 	}
 
@@ -165,20 +157,58 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	apiSrv := &api.Server{Store: dir, Importer: importer, Log: log, MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes,
 		Lifecycle: life}
 	apiSrv.SSO, apiSrv.Web, apiSrv.Mail, apiSrv.WebURL = signin.sso, signin.web.Handler(), signin.view, signin.url
-	httpSrv := &http.Server{
-		Handler:           withOIDC(apiSrv.Handler(), oidcProv),
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+
+	// Each service makes its server afresh on every run: a server that
+	// was shut down does not serve again.
+	tree := node.NewTree(cfg.nodeName(), log, api.Registry)
+	started := time.Now()
+	mux := http.NewServeMux()
+	mux.Handle("GET /heartbeat", tree.HeartbeatHandler(func(ctx context.Context) node.Heartbeat {
+		return a.heartbeat(ctx, dir, q, started)
+	}))
+	mux.Handle("/", withOIDC(apiSrv.Handler(), oidcProv))
+	tree.Add("http", node.Listening(httpLn, nil, func(ctx context.Context, ln net.Listener) error {
+		srv := &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		return node.Until(ctx, shutdownGrace, func() error { return quiet(srv.Serve(ln)) }, srv.Shutdown)
+	}))
+	tree.Add("imap", node.Listening(imapLn, nil, func(ctx context.Context, ln net.Listener) error {
+		srv := imapd.New(imapd.Config{TLS: tlsConfig, Guard: signin.guard}, mailAuth, mail, log)
+		return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) },
+			func(context.Context) error { return srv.Close() })
+	}))
+	tree.Add("lmtp", node.Listening(lmtpLn, func() (net.Listener, error) { return listenLMTP(lmtpAddr) },
+		func(ctx context.Context, ln net.Listener) error {
+			srv := lmtp.NewServer(lmtp.Config{
+				Hostname:        cfg.Node.Hostname,
+				MaxMessageBytes: cfg.SMTP.MaxMessageBytes + 1<<20,
+			}, accounts, mail, log)
+			return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) },
+				func(context.Context) error { return srv.Close() })
+		}))
+	// Not yet: the queue's dispatcher and workers are its own
+	// goroutines, out of the supervisor's sight; a panic there ends the
+	// process and systemd restarts it. The service owns the queue's
+	// life: stopping it waits for the attempts in flight.
+	tree.Add("queue", func(ctx context.Context) error {
+		q.Start()
+		<-ctx.Done()
+		return q.Close()
+	})
+	tree.Add("purger", func(ctx context.Context) error {
+		life.RunPurger(ctx, purgeInterval)
+		return nil
+	})
+	if m := a.ldapMirror(dir, api.Registry); m != nil {
+		tree.Add("ldap_mirror", m.Run)
 	}
-	smtpSrv := smtpd.New(smtpd.Config{
-		Domain:          cfg.Mail.Domain,
-		Hostname:        cfg.Node.Hostname,
-		MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
-		TLS:             tlsConfig,
-		Usage:           mailUsage(mail),
-	}, accounts, q, log)
-	imapSrv := imapd.New(imapd.Config{TLS: tlsConfig, Guard: signin.guard}, mailAuth, mail, log)
-	subSrv := submission.New(submission.Config{
+	if pull := a.oaPull(importer); pull != nil {
+		tree.Add("oa_pull", pull)
+	}
+	submissionConfig := submission.Config{
 		Domain:          cfg.Mail.Domain,
 		Hostname:        cfg.Node.Hostname,
 		TLS:             tlsConfig,
@@ -186,30 +216,40 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		MaxRecipients:   cfg.Submission.MaxRecipients,
 		MessagesPerHour: cfg.Submission.MessagesPerHour,
 		Guard:           signin.guard,
-	}, mailAuth, q, log)
-
-	errc := make(chan error, 6)
-	go func() { errc <- serveErr("lmtp", lmtpSrv.Serve(lmtpLn)) }()
-	q.Start()
-	go func() { errc <- serveErr("http", httpSrv.Serve(httpLn)) }()
-	purgeCtx, stopPurge := context.WithCancel(ctx)
-	defer stopPurge()
-	go life.RunPurger(purgeCtx, purgeInterval)
-	go func() { errc <- serveErr("smtp", smtpSrv.Serve(smtpLn)) }()
-	go func() { errc <- serveErr("imap", imapSrv.Serve(imapLn)) }()
+	}
 	if subLn != nil {
-		go func() { errc <- serveErr("submission", subSrv.Serve(subLn)) }()
+		tree.Add("submission", node.Listening(subLn, nil, func(ctx context.Context, ln net.Listener) error {
+			srv := submission.New(submissionConfig, mailAuth, q, log)
+			return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) }, srv.Shutdown)
+		}))
 	}
 	if subTLSLn != nil {
-		go func() { errc <- serveErr("submission tls", subSrv.ServeTLS(subTLSLn)) }()
+		tree.Add("submission_tls", node.Listening(subTLSLn, nil, func(ctx context.Context, ln net.Listener) error {
+			srv := submission.New(submissionConfig, mailAuth, q, log)
+			return node.Until(ctx, shutdownGrace, func() error { return srv.ServeTLS(ln) }, srv.Shutdown)
+		}))
 	}
+	// SMTP last, so it stops first: transactions in flight finish and
+	// are queued while the queue and the store under it still run.
+	tree.Add("smtp", node.Listening(smtpLn, nil, func(ctx context.Context, ln net.Listener) error {
+		srv := smtpd.New(smtpd.Config{
+			Domain:          cfg.Mail.Domain,
+			Hostname:        cfg.Node.Hostname,
+			MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
+			TLS:             tlsConfig,
+			Usage:           mailUsage(mail),
+		}, accounts, q, log)
+		return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) }, srv.Shutdown)
+	}))
+
+	// The tree outlives the signal's context: Stop below takes the
+	// services down one by one, in order, once ctx ends.
+	tree.Start(context.WithoutCancel(ctx))
 	apiSrv.SetReady(true)
-	a.startOAPull(ctx, importer)
-	// The mirror stops before the store it reads is closed.
-	mirrorCtx, stopMirror := context.WithCancel(ctx)
-	mirrorDone := a.startLDAPMirror(mirrorCtx, dir, api.Registry)
-	defer func() { stopMirror(); <-mirrorDone }()
+	stopDrills := a.failOnSignal(tree)
+	defer stopDrills()
 	log.Info("egret started",
+		slog.String("node", cfg.nodeName()),
 		slog.String("role", cfg.Node.Role),
 		slog.String("version", buildVersion()),
 		slog.String("http", httpLn.Addr().String()),
@@ -218,50 +258,30 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		slog.String("lmtp", lmtpAddr),
 		slog.String("mail_domain", cfg.Mail.Domain))
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down", slog.String("cause", "signal"))
-	case runErr = <-errc:
-		log.Error("listener failed, shutting down", slog.Any("err", runErr))
-	}
+	<-ctx.Done()
+	log.Info("shutting down", slog.String("cause", "signal"))
 	apiSrv.SetReady(false)
-
-	// SMTP first: transactions in flight finish and are stored before
-	// the process exits; new connections are refused meanwhile.
-	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	if err := smtpSrv.Shutdown(sctx); err != nil {
-		log.Warn("smtp shutdown", slog.Any("err", err))
-	}
-	if err := subSrv.Shutdown(sctx); err != nil {
-		log.Warn("submission shutdown", slog.Any("err", err))
-	}
-	// Then the queue, which waits for its attempts in flight, then
-	// the LMTP server they talk to.
-	if err := q.Close(); err != nil {
-		log.Warn("queue shutdown", slog.Any("err", err))
-	}
-	if err := lmtpSrv.Close(); err != nil {
-		log.Warn("lmtp shutdown", slog.Any("err", err))
-	}
-	if err := imapSrv.Close(); err != nil {
-		log.Warn("imap shutdown", slog.Any("err", err))
-	}
-	if err := httpSrv.Shutdown(sctx); err != nil {
-		log.Warn("http shutdown", slog.Any("err", err))
-	}
+	tree.Stop(shutdownGrace)
 	log.Info("egret stopped")
-	return runErr
+	return nil
 }
 
-// serveErr names the listener whose Serve returned. It is read only
-// before shutdown begins, when any return is a failure.
-func serveErr(name string, err error) error {
-	if err == nil || errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
-		return fmt.Errorf("%s: listener closed", name)
+// quiet answers nil for the errors a server gives when it was shut
+// down, and err otherwise.
+func quiet(err error) error {
+	if errors.Is(err, http.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
+		return nil
 	}
-	return fmt.Errorf("%s: %w", name, err)
+	return err
+}
+
+// closeAll closes the listeners bound so far when a start is abandoned.
+func closeAll(lns ...net.Listener) {
+	for _, ln := range lns {
+		if ln != nil {
+			ln.Close()
+		}
+	}
 }
 
 func (a *app) importAtStart(ctx context.Context, imp *oasync.Importer, path string) error {

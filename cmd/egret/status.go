@@ -12,10 +12,13 @@ import (
 func (a *app) statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show the LDAP mirror's place in the change log and its lag",
+		Short: "Show the LDAP mirror's lag and every node's services",
 		Long: "Show the change log's head, the LDAP mirror's cursor, and how far\n" +
-			"behind it is in rows and in time. Read from the database only, so it\n" +
-			"answers while LDAP or serve is down.",
+			"behind it is in rows and in time, read from the database, so it\n" +
+			"answers while LDAP or serve is down. Then show each node's heartbeat:\n" +
+			"this node's (at http.addr) and those listed in cluster.nodes, with\n" +
+			"role, address, uptime, each service's state and restart count, the\n" +
+			"breakers and the queue.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			s, err := a.openStore(cmd.Context())
@@ -41,6 +44,7 @@ func (a *app) statusCmd() *cobra.Command {
 				}
 				fmt.Fprintln(a.stdout)
 			}
+			a.printCluster(cmd.Context(), a.stdout)
 			return nil
 		},
 	}
