@@ -26,7 +26,6 @@ import (
 // nonce and a PKCE challenge (RFC 7636 §4.3); /callback exchanges the
 // code, verifies the ID token and greets the person by name.
 type relyingParty struct {
-	t        *testing.T
 	url      string
 	oauth    *oauth2.Config
 	verifier *oidc.IDTokenVerifier
@@ -59,7 +58,7 @@ func startRelyingParty(t *testing.T) *relyingParty {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rp := &relyingParty{t: t, url: "http://" + ln.Addr().String(), flows: map[string]rpFlow{}}
+	rp := &relyingParty{url: "http://" + ln.Addr().String(), flows: map[string]rpFlow{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /start", rp.start)
 	mux.HandleFunc("GET /callback", rp.callback)

@@ -25,16 +25,52 @@ type LoginGuard interface {
 }
 
 // Authenticate checks a password as accounts does, through guard when
-// it is not nil: after the guard's delay; and while locked out the
-// password is still checked, so the answer takes as long as any other,
-// and then refused with ErrBadCredentials whatever it was.
+// it is not nil (see Guarded).
 func Authenticate(ctx context.Context, guard LoginGuard, accounts Accounts, user, password, remoteIP string) (Account, error) {
+	var acct Account
+	err := Guarded(ctx, guard, user, remoteIP, func(ctx context.Context) error {
+		var err error
+		acct, err = accounts.Authenticate(ctx, user, password)
+		return err
+	})
+	if err != nil {
+		return Account{}, err
+	}
+	return acct, nil
+}
+
+// AuthenticateToken checks an access token as tokens does, through
+// guard when it is not nil (see Guarded). A client that names no user
+// is counted under its address only.
+func AuthenticateToken(ctx context.Context, guard LoginGuard, tokens TokenAuthenticator, user, token, remoteIP string) (Account, error) {
+	var acct Account
+	err := Guarded(ctx, guard, user, remoteIP, func(ctx context.Context) error {
+		var err error
+		acct, err = tokens.AuthenticateToken(ctx, user, token)
+		return err
+	})
+	if err != nil {
+		return Account{}, err
+	}
+	return acct, nil
+}
+
+// Guarded runs one sign-in attempt of user from remoteIP: check tests
+// the credential and answers nil, ErrBadCredentials for a wrong one, or
+// a temporary error. With a nil guard it is check alone. Otherwise the
+// guard's delay comes first; while the user or the address is locked
+// out the credential is still checked, so the answer takes as long as
+// any other, and then refused with ErrBadCredentials whatever it was.
+// Every sign-in with a secret (password form, IMAP, submission, the
+// OpenID Connect login page, bearer tokens) goes through here, so one
+// guesser is counted once whichever door it knocks on.
+func Guarded(ctx context.Context, guard LoginGuard, user, remoteIP string, check func(context.Context) error) error {
 	if guard == nil {
-		return accounts.Authenticate(ctx, user, password)
+		return check(ctx)
 	}
 	wait, lockErr := guard.Check(ctx, user, remoteIP)
 	if lockErr != nil && !errors.Is(lockErr, ErrLocked) {
-		return Account{}, lockErr
+		return lockErr
 	}
 	if wait > 0 {
 		t := time.NewTimer(wait)
@@ -42,22 +78,22 @@ func Authenticate(ctx context.Context, guard LoginGuard, accounts Accounts, user
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return Account{}, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	acct, err := accounts.Authenticate(ctx, user, password)
+	err := check(ctx)
 	switch {
 	case lockErr != nil:
 		// Attempts during a lockout neither count nor extend it: the
 		// lock ends when it said it would.
 		if err == nil || errors.Is(err, ErrBadCredentials) {
-			return Account{}, ErrBadCredentials
+			return ErrBadCredentials
 		}
-		return Account{}, err
+		return err
 	case errors.Is(err, ErrBadCredentials):
 		guard.Failed(ctx, user, remoteIP)
 	case err == nil:
 		guard.Succeeded(ctx, user, remoteIP)
 	}
-	return acct, err
+	return err
 }

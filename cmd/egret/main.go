@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/sso/guard"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -35,6 +36,10 @@ type app struct {
 	stdout     io.Writer
 	stderr     io.Writer
 	stdin      io.Reader
+
+	// signinGuard is the one login guard of a serving process, shared
+	// by the web mailbox, the OIDC login page and the mail servers.
+	signinGuard *guard.Guard
 }
 
 func main() {

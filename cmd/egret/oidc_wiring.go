@@ -46,7 +46,8 @@ func (a *app) oidcProvider(ctx context.Context, dir *directory.Store) (*oidcp.Pr
 		a.log.Info("oidc provider off", slog.String("cause", "no oidc.issuer and http.addr is not loopback"))
 		return nil, nil
 	}
-	cfg := oidcp.Config{Issuer: iss, Store: dir, KeyGrace: a.cfg.OIDC.KeyGrace, Log: a.log}
+	cfg := oidcp.Config{Issuer: iss, Store: dir, KeyGrace: a.cfg.OIDC.KeyGrace,
+		Guard: a.loginGuard(dir, a.log), Log: a.log}
 	if u := a.cfg.OIDC; u.UpstreamIssuer != "" {
 		up, err := upstream.New(upstream.Config{Issuer: u.UpstreamIssuer, ClientID: u.UpstreamClientID,
 			ClientSecret: u.UpstreamClientSecret, RedirectURL: iss + oidcp.UpstreamCallbackPath})

@@ -104,17 +104,29 @@ func (a *app) signIn(dir *directory.Store, mail *store.Store, accounts mailcore.
 	}
 	svc := &sso.Service{Dir: dir, TokenTTL: cfg.TokenTTL, SessionTTL: cfg.SessionTTL,
 		KeyGrace: cfg.KeyGrace, Log: log}
-	g := guard.New(guard.Config{AccountLimit: cfg.LockAfter, AddressLimit: cfg.LockAddressAfter,
-		LockFor: cfg.LockFor,
+	g := a.loginGuard(dir, log)
+	view := &mailview.Reader{Store: mail}
+	return &signIn{sso: svc, guard: g, view: view, url: base, web: &web.Server{
+		SSO: svc, Mail: mail, View: view, Accounts: accounts, Guard: g, Secure: secure, Log: log}}, nil
+}
+
+// loginGuard answers the process's login guard, made at the first
+// call: every door counts failures in the same guard, so a guesser
+// gains nothing by moving from IMAP to the OIDC login page.
+func (a *app) loginGuard(dir *directory.Store, log *slog.Logger) *guard.Guard {
+	if a.signinGuard != nil {
+		return a.signinGuard
+	}
+	cfg := a.cfg.SSO
+	a.signinGuard = guard.New(guard.Config{AccountLimit: cfg.LockAfter,
+		AddressLimit: cfg.LockAddressAfter, LockFor: cfg.LockFor,
 		Resolve: func(ctx context.Context, user string) string {
 			if acct, _, err := dir.FindAccount(ctx, user); err == nil {
 				return acct.ID
 			}
 			return ""
 		}}, dir.DB(), log)
-	view := &mailview.Reader{Store: mail}
-	return &signIn{sso: svc, guard: g, view: view, url: base, web: &web.Server{
-		SSO: svc, Mail: mail, View: view, Accounts: accounts, Guard: g, Secure: secure, Log: log}}, nil
+	return a.signinGuard
 }
 
 func (a *app) ssoCmd() *cobra.Command {

@@ -17,7 +17,8 @@ import (
 // when the accounts take tokens (mailcore.TokenAuthenticator). A token
 // is a credential as a password is: it is taken only where a password
 // would be (plaintextAllowed), and the mechanisms are advertised only
-// there.
+// there. A refused token counts with the guard as a wrong password does,
+// and a locked-out user or address is refused whatever the token.
 
 var _ imapserver.SessionSASL = (*session)(nil)
 
@@ -37,6 +38,9 @@ func (sess *session) Authenticate(mech string) (sasl.Server, error) {
 	switch mech {
 	case sasl.Plain:
 		return sasl.NewPlainServer(func(identity, user, pass string) error {
+			if identity != "" && identity != user && sess.srv.cfg.Proxy != nil {
+				return sess.proxyLogin(identity, user, pass)
+			}
 			if identity != "" && identity != user {
 				return &imap.Error{Type: imap.StatusResponseTypeNo,
 					Code: imap.ResponseCodeAuthorizationFailed,
@@ -67,7 +71,7 @@ func (sess *session) tokenLogin(tokens mailcore.TokenAuthenticator, user, token 
 	s := sess.srv
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	acct, err := tokens.AuthenticateToken(ctx, user, token)
+	acct, err := mailcore.AuthenticateToken(ctx, s.cfg.Guard, tokens, user, token, sess.remote())
 	switch {
 	case errors.Is(err, mailcore.ErrBadCredentials):
 		s.log.Info("token login failed", "user", user, "remote", sess.remote())

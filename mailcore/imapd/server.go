@@ -2,10 +2,22 @@
 // and IMAP4rev2, RFC 9051) with go-imap's imapserver.
 //
 // Users sign in with LOGIN or AUTHENTICATE PLAIN, checked by the
-// directory through mailcore.Accounts. A password is accepted only over
-// TLS (STARTTLS, given a TLS configuration) or from a loopback peer;
-// elsewhere it is refused with PRIVACYREQUIRED before the directory is
-// asked. A directory that cannot answer gives NO [UNAVAILABLE].
+// directory through mailcore.Accounts, or with an OAuth 2.0 access
+// token through AUTHENTICATE OAUTHBEARER (RFC 7628) or XOAUTH2, offered
+// only when the accounts implement mailcore.TokenAuthenticator (egret's
+// tokens come from its OpenID Connect provider with the "mail" scope).
+// A password or token is accepted only over TLS (STARTTLS, given a TLS
+// configuration) or from a loopback peer; elsewhere it is refused with
+// PRIVACYREQUIRED before the directory is asked. A refused token is
+// answered with the JSON error challenge of RFC 7628 §3.2.2 and, after
+// the client's dummy response, NO [AUTHENTICATIONFAILED]. A directory
+// that cannot answer gives NO [UNAVAILABLE].
+//
+// Every sign-in, password or token, goes through Config.Guard when it
+// is set (mailcore.Guarded): failures per user and per client address
+// are delayed more and more, and past a limit locked out for a while;
+// a locked-out sign-in gets the same NO as a wrong password, even with
+// the right one.
 //
 // Each session that selects a mailbox watches it in the store, so a
 // delivery, or a change made by another session, reaches the client as
@@ -58,8 +70,12 @@ type Config struct {
 	TLS *tls.Config
 	// AppendLimit caps an APPENDed message; zero means 50 MB.
 	AppendLimit uint32
-	// Guard, when not nil, slows and locks password guessing.
+	// Guard, when not nil, slows and locks password and token
+	// guessing.
 	Guard mailcore.LoginGuard
+	// Proxy, when not nil, lets front nodes sign their clients in
+	// (see proxy.go).
+	Proxy *ProxyLogin
 }
 
 // Server is an IMAP server over a store.

@@ -1,7 +1,10 @@
 // Package oauthsasl is the server side of the SASL mechanisms that carry
 // an OAuth 2.0 bearer token: OAUTHBEARER (RFC 7628) and XOAUTH2 (the
 // older form Google and Microsoft clients speak). imapd and submission
-// use it; the token itself is checked by the Check function they give.
+// use it; the token itself is checked by the Check function they give,
+// which is where they put their login guard (mailcore.AuthenticateToken):
+// a refused token counts as a wrong password, and a locked-out user or
+// address is refused, whatever the token, with the same challenge.
 //
 // # Failure
 //

@@ -8,7 +8,17 @@
 // starts TLS with STARTTLS (RFC 3207), and ServeTLS for port 465, TLS
 // from the first byte (RFC 8314 §3.3). AUTH PLAIN (RFC 4616) and LOGIN
 // are offered once the session is under TLS, or from a loopback peer, as
-// imapd does; elsewhere AUTH is neither advertised nor taken.
+// imapd does; elsewhere AUTH is neither advertised nor taken. Where the
+// accounts take access tokens (mailcore.TokenAuthenticator), AUTH
+// OAUTHBEARER (RFC 7628) and XOAUTH2 are offered beside them, on the
+// same terms; a refused token gets RFC 7628's JSON error challenge,
+// then, after the client's dummy response, 535 5.7.8.
+//
+// Passwords and tokens alike go through Config.Guard when it is set
+// (mailcore.Guarded): failures per user and per client address are
+// delayed more and more, and past a limit locked out for a while. A
+// locked-out sign-in gets 535 5.7.8 as a wrong password does, even
+// with the right credential.
 //
 // Nothing is relayed without a sign-in: MAIL before AUTH gets 530
 // 5.7.0. A signed-in user may send only as their own address or one of
@@ -18,7 +28,7 @@
 //
 // Errors per step:
 //
-//   - a wrong name or password gets 535 5.7.8; a directory that
+//   - a wrong name, password or token gets 535 5.7.8; a directory that
 //     cannot answer gets 454 4.7.0, and the client may try again;
 //   - a recipient of the local domain that no account has gets 550
 //     5.1.1 at RCPT; other domains are accepted and checked by their
@@ -79,7 +89,8 @@ type Config struct {
 	MessagesPerHour int
 	// LookupTimeout bounds one directory call; zero means 10 seconds.
 	LookupTimeout time.Duration
-	// Guard, when not nil, slows and locks password guessing.
+	// Guard, when not nil, slows and locks password and token
+	// guessing.
 	Guard mailcore.LoginGuard
 	// Now answers the time; nil means time.Now.
 	Now func() time.Time

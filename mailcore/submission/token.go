@@ -21,7 +21,7 @@ func (sess *session) tokenMechanisms() []string {
 }
 
 // tokenAuth starts a token exchange, or answers nil when tokens are not
-// taken.
+// taken. The token is checked through the guard, as a password is.
 func (sess *session) tokenAuth(mech string) sasl.Server {
 	tokens, ok := sess.srv.accounts.(mailcore.TokenAuthenticator)
 	if !ok {
@@ -31,7 +31,7 @@ func (sess *session) tokenAuth(mech string) sasl.Server {
 		s := sess.srv
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.LookupTimeout)
 		defer cancel()
-		acct, err := tokens.AuthenticateToken(ctx, user, token)
+		acct, err := mailcore.AuthenticateToken(ctx, s.cfg.Guard, tokens, user, token, sess.remote())
 		switch {
 		case errors.Is(err, mailcore.ErrBadCredentials):
 			s.log.Info("token sign-in refused", "user", user, "remote", sess.remote())

@@ -1,7 +1,8 @@
 // Package guard resists password guessing on every sign-in egret
-// offers: the web mailbox login, IMAP LOGIN and AUTHENTICATE, and SMTP
-// submission AUTH. It implements mailcore.LoginGuard, which the OIDC
-// and OAUTHBEARER code may call too.
+// offers: the web mailbox login, the OpenID Connect provider's login
+// page, IMAP LOGIN and AUTHENTICATE, and SMTP submission AUTH, bearer
+// tokens (OAUTHBEARER, XOAUTH2) as well as passwords. It implements
+// mailcore.LoginGuard; callers go through mailcore.Guarded.
 //
 // # Contract
 //
@@ -124,19 +125,24 @@ func New(cfg Config, db *gorm.DB, log *slog.Logger) *Guard {
 
 var _ mailcore.LoginGuard = (*Guard)(nil)
 
-// subjects answers the account subject, its account id ("" for a name
-// that is none), and the address subject ("" without an address).
+// subjects answers the account subject ("" without a user name), its
+// account id ("" for a name that is none), and the address subject (""
+// without an address).
 func (g *Guard) subjects(ctx context.Context, user, remoteIP string) (acct, id, addr string) {
 	name := strings.ToLower(strings.TrimSpace(user))
 	if len(name) > 320 {
 		name = name[:320]
 	}
-	if g.cfg.Resolve != nil {
-		id = g.cfg.Resolve(ctx, name)
-	}
-	acct = "user:" + name
-	if id != "" {
-		acct = "account:" + id
+	// A bearer token may come without a user name: it is counted by
+	// its address alone, lest every such client share one counter.
+	if name != "" {
+		if g.cfg.Resolve != nil {
+			id = g.cfg.Resolve(ctx, name)
+		}
+		acct = "user:" + name
+		if id != "" {
+			acct = "account:" + id
+		}
 	}
 	if ip := ClientIP(remoteIP); ip != "" {
 		addr = "ip:" + ip

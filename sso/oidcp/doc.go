@@ -22,7 +22,11 @@
 //     by a per-form token that must match a cookie (double submit) and
 //     is tied to the authorization request. Passwords are checked by the
 //     directory, which does not tell an unknown name from a wrong
-//     password; only enabled accounts of active people sign in.
+//     password; only enabled accounts of active people sign in. With
+//     Config.Guard set, every attempt goes through the login guard
+//     egret's mail servers share (package sso/guard): failures per user
+//     and per client address bring growing delays and then a lockout,
+//     during which even the right password gets the wrong-password page.
 //   - Tokens are JWTs signed with RS256 by the newest key in the
 //     oidc_keys table. Rotate adds a key and retires the old one, which
 //     stays in the JWKS for the grace period so that tokens it signed

@@ -15,6 +15,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/mailcore"
 )
 
 const csrfCookie = "egret_oidc_csrf"
@@ -106,7 +107,9 @@ func (p *Provider) renderLogin(w http.ResponseWriter, r *http.Request, req *auth
 	loginTemplate.Execute(w, v)
 }
 
-// loginSubmit checks the form's CSRF token, then the password.
+// loginSubmit checks the form's CSRF token, then the password through
+// the guard: a locked-out user or address gets the wrong-password page,
+// whatever the password.
 func (p *Provider) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	if err := r.ParseForm(); err != nil {
@@ -127,9 +130,17 @@ func (p *Provider) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	username := strings.TrimSpace(r.PostForm.Get("username"))
 	ctx, cancel := context.WithTimeout(r.Context(), 15*time.Second)
 	defer cancel()
-	who, err := p.st.users.Password(ctx, username, r.PostForm.Get("password"))
+	var who Identity
+	err = mailcore.Guarded(ctx, p.cfg.Guard, username, r.RemoteAddr, func(ctx context.Context) error {
+		var err error
+		who, err = p.st.users.Password(ctx, username, r.PostForm.Get("password"))
+		if errors.Is(err, ErrRefused) {
+			return mailcore.ErrBadCredentials
+		}
+		return err
+	})
 	switch {
-	case errors.Is(err, ErrRefused):
+	case errors.Is(err, mailcore.ErrBadCredentials):
 		p.log.Info("oidc sign-in refused", "user", username, "client", req.req.ClientID,
 			"remote", r.RemoteAddr)
 		p.renderLogin(w, r, req, username, "The user name or password is wrong.", http.StatusUnauthorized)

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/text/language"
 
 	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/mailcore"
 	"github.com/egretair/egret/sso/upstream"
 )
 
@@ -34,7 +35,10 @@ type Config struct {
 	// the login page. Its redirect URL must be UpstreamCallbackPath
 	// under Issuer.
 	Upstream *upstream.Login
-	Log      *slog.Logger
+	// Guard, when set, slows and locks password guessing at the login
+	// page, counted with every other sign-in egret offers.
+	Guard mailcore.LoginGuard
+	Log   *slog.Logger
 }
 
 // Paths served under the issuer.

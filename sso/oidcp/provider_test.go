@@ -37,13 +37,15 @@ type fixture struct {
 	address string
 }
 
-func newFixture(t *testing.T, cfg oidcp.Config) *fixture {
+// newFixture starts a provider; each setup may change its
+// configuration once the directory exists.
+func newFixture(t *testing.T, cfg oidcp.Config, setup ...func(*directory.Store, *oidcp.Config)) *fixture {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newFixtureOn(t, ln, cfg)
+	return newFixtureOn(t, ln, cfg, setup...)
 }
 
 // addPerson adds an active person with an enabled account and the test
@@ -65,7 +67,7 @@ func addPerson(t *testing.T, s *directory.Store, login string) (directory.Person
 	return p, a.Address
 }
 
-func newFixtureOn(t *testing.T, ln net.Listener, cfg oidcp.Config) *fixture {
+func newFixtureOn(t *testing.T, ln net.Listener, cfg oidcp.Config, setup ...func(*directory.Store, *oidcp.Config)) *fixture {
 	t.Helper()
 	s := dirtest.Open(t, "sqlite")
 	ctx := context.Background()
@@ -84,6 +86,9 @@ func newFixtureOn(t *testing.T, ln net.Listener, cfg oidcp.Config) *fixture {
 
 	issuer := "http://" + ln.Addr().String()
 	cfg.Issuer, cfg.Store = issuer, s
+	for _, f := range setup {
+		f(s, &cfg)
+	}
 	prov, err := oidcp.New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)

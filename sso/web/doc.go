@@ -7,7 +7,7 @@
 //	GET  /mail/              folder list and a page of messages (?box=, ?page=)
 //	GET  /mail/read          one message (?box=, ?uid=, ?remote=1 for images)
 //	GET  /mail/part          one attachment, as a download (?box=, ?uid=, ?n=)
-//	POST /mail/flag          mark read or unread
+//	POST /mail/flag          mark read (seen=1) or unread, from the list or a message
 //	POST /mail/logout        end the session
 //	GET  /mail/login         password form; POST signs in
 //	GET  /mail/sso           login-token page; POST redeems (?t=)

@@ -86,7 +86,8 @@ func render(r io.Reader, remote bool) (shown, error) {
 	}
 	out.From = addresses(h, "From")
 	out.To = addresses(h, "To")
-	if d, err := h.Date(); err == nil {
+	// A message without a Date field shows none, not year 1.
+	if d, err := h.Date(); err == nil && !d.IsZero() {
 		out.Date = d.Format(time.RFC1123Z)
 	}
 

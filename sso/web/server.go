@@ -450,8 +450,13 @@ func (s *Server) flag(w http.ResponseWriter, r *http.Request, sess session) {
 		s.storeFailed(w, sess.AccountID, err)
 		return
 	}
+	// Back to the list page the form was on.
+	to := "/mail/?box=" + url.QueryEscape(box)
+	if n, err := strconv.Atoi(r.PostFormValue("page")); err == nil && n > 1 {
+		to += "&page=" + strconv.Itoa(n)
+	}
 	headers(w, basePolicy)
-	http.Redirect(w, r, "/mail/?box="+url.QueryEscape(box), http.StatusSeeOther)
+	http.Redirect(w, r, to, http.StatusSeeOther)
 }
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess session) {
