@@ -1,0 +1,151 @@
+package imapproxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/egretair/egret/mailcore"
+)
+
+// Limits of the pre-auth phase.
+const (
+	maxLine          = 8 << 10
+	maxLiteral       = 4 << 10
+	preAuthTimeout   = 5 * time.Minute
+	handshakeTimeout = 30 * time.Second
+	// DefaultDialTimeout bounds connecting and signing in to a back.
+	DefaultDialTimeout = 10 * time.Second
+)
+
+// Breakers is what the proxy asks before calling a back node and tells
+// after; mailcore/peer's Peers is one.
+type Breakers interface {
+	Allow(peer string) error
+	Report(peer string, err error)
+}
+
+// Config is the proxy's configuration.
+type Config struct {
+	// TLS, when not nil, enables STARTTLS.
+	TLS *tls.Config
+	// Guard, when not nil, slows and locks password guessing.
+	Guard mailcore.LoginGuard
+	// HomeOf answers the name of the back node that holds an
+	// account's mailboxes.
+	HomeOf func(accountID string) string
+	// BackAddr answers a back node's IMAP address, HOST:PORT.
+	BackAddr func(peer string) (string, bool)
+	// Breakers, when not nil, guards the calls to back nodes.
+	Breakers Breakers
+	// ProxyIdentity and ProxySecret sign clients in on a back (see
+	// imapd.ProxyLogin).
+	ProxyIdentity string
+	ProxySecret   string
+	// DialTimeout bounds reaching a back and signing in there; zero
+	// means DefaultDialTimeout.
+	DialTimeout time.Duration
+}
+
+// Server is an IMAP proxy. Make it with New.
+type Server struct {
+	cfg      Config
+	accounts mailcore.Accounts
+	log      *slog.Logger
+
+	mu     sync.Mutex
+	lns    []net.Listener
+	conns  map[net.Conn]struct{}
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// New makes a proxy; Serve starts it.
+func New(cfg Config, accounts mailcore.Accounts, log *slog.Logger) *Server {
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = DefaultDialTimeout
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Server{cfg: cfg, accounts: accounts,
+		log: log.With("service", "imap"), conns: map[net.Conn]struct{}{}}
+}
+
+// Serve accepts connections on ln until Close, and answers nil then.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.lns = append(s.lns, ln)
+	s.mu.Unlock()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				return nil
+			}
+			return fmt.Errorf("imapproxy: %w", err)
+		}
+		if !s.track(c) {
+			c.Close()
+			return nil
+		}
+		s.wg.Go(func() {
+			defer s.untrack(c)
+			(&session{srv: s, raw: c}).run()
+		})
+	}
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	c.Close()
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+}
+
+// Close stops the listeners and cuts every session, relayed ones
+// included; clients reconnect by themselves.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for _, ln := range s.lns {
+		ln.Close()
+	}
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// preAuthCaps is the capability list before sign-in, as imapd shows
+// it: go-imap's list for its capability set, then the extras imapd's
+// conn adds (STARTTLS where it can be used, QUOTA).
+func (s *Server) preAuthCaps(secure bool) string {
+	caps := "IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN"
+	if s.cfg.TLS != nil && !secure {
+		caps += " STARTTLS"
+	}
+	return caps + " QUOTA QUOTA=RES-STORAGE"
+}

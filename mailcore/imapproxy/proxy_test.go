@@ -1,0 +1,310 @@
+package imapproxy
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/egretair/egret/mailcore"
+	"github.com/egretair/egret/mailcore/imapd"
+	"github.com/egretair/egret/mailcore/peer"
+	"github.com/egretair/egret/mailcore/store"
+)
+
+const proxySecret = "cluster-secret-1"
+
+// directory is the in-memory Accounts of the tests.
+type directory struct{}
+
+var lina = mailcore.Account{ID: "acct-lina", Address: "lina@egretair.example", Login: "lina"}
+
+func (directory) LookupAddress(_ context.Context, address string) (mailcore.Account, error) {
+	if strings.EqualFold(address, lina.Address) {
+		return lina, nil
+	}
+	return mailcore.Account{}, mailcore.ErrNoAccount
+}
+
+func (directory) Authenticate(_ context.Context, user, pass string) (mailcore.Account, error) {
+	if (user == lina.Login || user == lina.Address) && pass == "secret-1" {
+		return lina, nil
+	}
+	return mailcore.Account{}, mailcore.ErrBadCredentials
+}
+
+// cluster is one back (a real imapd over a real store) and one front.
+type cluster struct {
+	back      *imapd.Server
+	backAddr  string
+	frontAddr string
+	peers     *peer.Peers
+}
+
+func startCluster(t *testing.T, frontSecret string) *cluster {
+	t.Helper()
+	log := slog.New(slog.DiscardHandler)
+	st, err := store.Open(filepath.Join(t.TempDir(), "mail"), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back := imapd.New(imapd.Config{Proxy: &imapd.ProxyLogin{
+		Identity: "egret-front",
+		Secret:   proxySecret,
+		Sources:  []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+	}}, directory{}, st, log)
+	bln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go back.Serve(bln)
+	t.Cleanup(func() { back.Close() })
+
+	c := &cluster{back: back, backAddr: bln.Addr().String()}
+	c.peers = peer.New(peer.Config{Failures: 1, OpenFor: time.Hour},
+		[]peer.Peer{{Name: "back-1"}}, log, nil)
+	front := New(Config{
+		HomeOf: func(string) string { return "back-1" },
+		BackAddr: func(p string) (string, bool) {
+			return c.backAddr, p == "back-1"
+		},
+		Breakers:      c.peers,
+		ProxyIdentity: "egret-front",
+		ProxySecret:   frontSecret,
+		DialTimeout:   2 * time.Second,
+	}, directory{}, log)
+	fln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go front.Serve(fln)
+	t.Cleanup(func() { front.Close() })
+	c.frontAddr = fln.Addr().String()
+	return c
+}
+
+// talk sends raw command lines to addr and answers every line read
+// until the tagged reply to the last one.
+func talk(t *testing.T, addr string, cmds ...string) []string {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(c)
+	greet, err := r.ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := []string{strings.TrimSpace(greet)}
+	for i, cmd := range cmds {
+		tag := fmt.Sprintf("T%d", i)
+		fmt.Fprintf(c, "%s %s\r\n", tag, cmd)
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("after %q: %v", cmd, err)
+			}
+			l = strings.TrimSpace(l)
+			lines = append(lines, l)
+			if strings.HasPrefix(l, tag+" ") {
+				break
+			}
+		}
+	}
+	return lines
+}
+
+func plain(authz, authc, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(authz + "\x00" + authc + "\x00" + pass))
+}
+
+func TestClientsSeeTheSameCapabilities(t *testing.T) {
+	c := startCluster(t, proxySecret)
+	for _, tc := range []struct {
+		name string
+		cmds []string
+	}{
+		{"greeting and CAPABILITY before sign-in", []string{"CAPABILITY"}},
+		{"capabilities after LOGIN", []string{"LOGIN lina secret-1", "CAPABILITY"}},
+		{"capabilities after AUTHENTICATE PLAIN",
+			[]string{"AUTHENTICATE PLAIN " + plain("", "lina", "secret-1"), "CAPABILITY"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			direct := talk(t, c.backAddr, tc.cmds...)
+			viaFront := talk(t, c.frontAddr, tc.cmds...)
+			if strings.Join(direct, "\n") != strings.Join(viaFront, "\n") {
+				t.Fatalf("single node answered\n%s\nfront answered\n%s",
+					strings.Join(direct, "\n"), strings.Join(viaFront, "\n"))
+			}
+		})
+	}
+}
+
+func TestSessionThroughFront(t *testing.T) {
+	c := startCluster(t, proxySecret)
+
+	// A second session (through the front) IDLEs on INBOX and must
+	// hear of the message the first one appends.
+	exists := make(chan uint32, 4)
+	idler, err := imapclient.DialInsecure(c.frontAddr, &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					exists <- *d.NumMessages
+				}
+			},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idler.Close()
+	if err := idler.Login("lina", "secret-1").Wait(); err != nil {
+		t.Fatalf("login through the front: %v", err)
+	}
+	if _, err := idler.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("SELECT: %v", err)
+	}
+	idle, err := idler.Idle()
+	if err != nil {
+		t.Fatalf("IDLE: %v", err)
+	}
+
+	cl, err := imapclient.DialInsecure(c.frontAddr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.Authenticate(saslPlain("lina", "secret-1")); err != nil {
+		t.Fatalf("AUTHENTICATE through the front: %v", err)
+	}
+	msg := "From: wangwei@egretair.example\r\nSubject: crew roster\r\n\r\nRoster attached.\r\n"
+	app := cl.Append("INBOX", int64(len(msg)), nil)
+	app.Write([]byte(msg))
+	app.Close()
+	if _, err := app.Wait(); err != nil {
+		t.Fatalf("APPEND: %v", err)
+	}
+
+	select {
+	case n := <-exists:
+		if n != 1 {
+			t.Fatalf("IDLE reported %d messages, want 1", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("IDLE through the front heard of no new message")
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Wait(); err != nil {
+		t.Fatalf("IDLE DONE: %v", err)
+	}
+
+	if _, err := cl.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("SELECT: %v", err)
+	}
+	bs := &imap.FetchItemBodySection{}
+	msgs, err := cl.Fetch(imap.SeqSetNum(1), &imap.FetchOptions{
+		Envelope: true, BodySection: []*imap.FetchItemBodySection{bs}}).Collect()
+	if err != nil {
+		t.Fatalf("FETCH: %v", err)
+	}
+	if len(msgs) != 1 || msgs[0].Envelope.Subject != "crew roster" ||
+		string(msgs[0].FindBodySection(bs)) != msg {
+		t.Fatalf("FETCH through the front answered %+v", msgs)
+	}
+	if err := cl.Logout().Wait(); err != nil {
+		t.Fatalf("LOGOUT: %v", err)
+	}
+}
+
+func TestFrontRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		secret string
+		login  string
+		down   bool
+		want   string
+	}{
+		{"a wrong password is refused by the front", proxySecret,
+			"LOGIN lina wrong", false, "T0 NO [AUTHENTICATIONFAILED]"},
+		{"a back that is down gives UNAVAILABLE", proxySecret,
+			"LOGIN lina secret-1", true, "T0 NO [UNAVAILABLE]"},
+		{"a front with the wrong proxy secret gets UNAVAILABLE", "not-the-secret",
+			"LOGIN lina secret-1", false, "T0 NO [UNAVAILABLE]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startCluster(t, tc.secret)
+			if tc.down {
+				c.back.Close()
+			}
+			lines := talk(t, c.frontAddr, tc.login)
+			if got := lines[len(lines)-1]; !strings.HasPrefix(got, tc.want) {
+				t.Fatalf("front answered %q, want %q", got, tc.want)
+			}
+			if tc.down {
+				// The failed call opened the breaker: the next
+				// login is refused without trying the back.
+				if st := c.peers.State("back-1"); st != "open" {
+					t.Fatalf("breaker %q after a failed call, want open", st)
+				}
+				if err := c.peers.Allow("back-1"); !errors.Is(err, peer.ErrUnavailable) {
+					t.Fatalf("Allow = %v", err)
+				}
+				lines := talk(t, c.frontAddr, tc.login)
+				if got := lines[len(lines)-1]; !strings.HasPrefix(got, tc.want) {
+					t.Fatalf("second login answered %q", got)
+				}
+			}
+		})
+	}
+}
+
+func TestBackTakesProxyLoginOnlyWithSecret(t *testing.T) {
+	c := startCluster(t, proxySecret)
+	for _, tc := range []struct {
+		name, creds, want string
+	}{
+		{"the right secret signs the account in",
+			plain(lina.Address, "egret-front", proxySecret), "T0 OK"},
+		{"a wrong secret is refused",
+			plain(lina.Address, "egret-front", "guess"), "T0 NO [AUTHENTICATIONFAILED]"},
+		{"a user's own password does not act for another",
+			plain(lina.Address, "lina", "secret-1"), "T0 NO [AUTHENTICATIONFAILED]"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lines := talk(t, c.backAddr, "AUTHENTICATE PLAIN "+tc.creds)
+			if got := lines[len(lines)-1]; !strings.HasPrefix(got, tc.want) {
+				t.Fatalf("back answered %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// saslPlain is a PLAIN client without an authorization identity.
+type saslPlainClient struct{ user, pass string }
+
+func saslPlain(user, pass string) saslPlainClient { return saslPlainClient{user, pass} }
+
+func (p saslPlainClient) Start() (string, []byte, error) {
+	return "PLAIN", []byte("\x00" + p.user + "\x00" + p.pass), nil
+}
+
+func (p saslPlainClient) Next([]byte) ([]byte, error) {
+	return nil, errors.New("unexpected challenge")
+}
