@@ -87,8 +87,8 @@ func headSeq(ctx context.Context, s *directory.Store) (int64, error) {
 // fullPass compares the whole directory with everything under the base
 // and makes LDAP equal to it: entries egret lacks are added, misplaced
 // ones moved, edited ones put back, and entries egret did not make
-// deleted. Adds and modifies run over cfg.conns() connections, one
-// depth of the tree at a time so that parents exist before children.
+// deleted. Adds and modifies run over cfg.conns() connections with
+// several requests in flight on each (see stages for the order).
 func fullPass(ctx context.Context, cfg Config, s *directory.Store, dry bool) (*Report, error) {
 	rep := &Report{DryRun: dry}
 	head, err := headSeq(ctx, s)
@@ -96,20 +96,43 @@ func fullPass(ctx context.Context, cfg Config, s *directory.Store, dry bool) (*R
 		return nil, err
 	}
 	rep.Head = head
+
+	// LDAP is read, and the writers' connections opened, while the
+	// directory loads: the two wait on different servers. Only this
+	// pass writes below the base, so which is read first is moot.
+	var (
+		conn *ldap.Conn
+		es   []*ldap.Entry
+		wp   *pool
+		lerr error
+		read = make(chan struct{})
+	)
+	go func() {
+		defer close(read)
+		if conn, lerr = cfg.dial(); lerr != nil {
+			return
+		}
+		es, lerr = searchAll(conn, cfg.BaseDN, ldap.ScopeWholeSubtree,
+			"(objectClass=*)", []string{"*"})
+		if lerr == nil && !dry {
+			wp, lerr = openPool(cfg, conn)
+		}
+	}()
 	st, err := loadAll(ctx, s)
+	<-read
+	if conn != nil {
+		defer conn.Close()
+	}
+	if wp != nil {
+		defer wp.close()
+	}
 	if err != nil {
 		return nil, err
+	}
+	if lerr != nil {
+		return nil, lerr
 	}
 
-	conn, err := cfg.dial()
-	if err != nil {
-		return nil, err
-	}
-	defer conn.Close()
-	es, err := searchAll(conn, cfg.BaseDN, ldap.ScopeWholeSubtree, "(objectClass=*)", []string{"*"})
-	if err != nil {
-		return nil, err
-	}
 	baseNorm := normDN(cfg.BaseDN)
 	var cur []*current
 	haveBase := false
@@ -124,31 +147,34 @@ func fullPass(ctx context.Context, cfg Config, s *directory.Store, dry bool) (*R
 	want := desiredTree(cfg.BaseDN, st, pinnedRDNs(cur))
 
 	// Match each wanted entry to what holds its id, or failing that
-	// its DN; the rest is drift to delete.
-	byID := map[string][]*current{}
-	byNorm := map[string]*current{}
-	for _, c := range cur {
-		if c.ID != "" {
-			byID[c.ID] = append(byID[c.ID], c)
-		}
-		byNorm[c.norm] = c
-	}
-	claimed := map[*current]bool{}
+	// its DN; the rest is drift to delete. An empty tree, as at a
+	// first mirror, has nothing to match.
 	have := make([]*current, len(want))
-	for i, w := range want {
-		wn := normDN(w.DN)
-		for _, c := range byID[w.ID] {
-			if have[i] == nil || c.norm == wn {
-				have[i] = c
+	claimed := map[*current]bool{}
+	if len(cur) > 0 {
+		byID := map[string][]*current{}
+		byNorm := map[string]*current{}
+		for _, c := range cur {
+			if c.ID != "" {
+				byID[c.ID] = append(byID[c.ID], c)
 			}
+			byNorm[c.norm] = c
 		}
-		if have[i] == nil {
-			if c := byNorm[wn]; c != nil && !claimed[c] && (c.ID == "" || len(byID[c.ID]) == 0 || c.ID == w.ID) {
-				have[i] = c
+		for i, w := range want {
+			wn := normDN(w.DN)
+			for _, c := range byID[w.ID] {
+				if have[i] == nil || c.norm == wn {
+					have[i] = c
+				}
 			}
-		}
-		if have[i] != nil {
-			claimed[have[i]] = true
+			if have[i] == nil {
+				if c := byNorm[wn]; c != nil && !claimed[c] && (c.ID == "" || len(byID[c.ID]) == 0 || c.ID == w.ID) {
+					have[i] = c
+				}
+			}
+			if have[i] != nil {
+				claimed[have[i]] = true
+			}
 		}
 	}
 	var strays []*current
@@ -230,20 +256,12 @@ func fullPass(ctx context.Context, cfg Config, s *directory.Store, dry bool) (*R
 		rep.Deleted = append(rep.Deleted, c.DN)
 	}
 
-	// Then adds and modifies, a depth at a time.
-	pool, err := openPool(cfg, conn)
-	if err != nil {
-		return rep, err
-	}
-	defer pool.close()
+	// Then adds and modifies, a stage at a time.
 	var mu sync.Mutex
-	for start := 0; start < len(want); {
-		end := start
-		for end < len(want) && want[end].Depth == want[start].Depth {
-			end++
-		}
-		err := pool.run(ctx, end-start, func(w *writer, k int) error {
-			e, h := want[start+k], have[start+k]
+	for _, stage := range stages(want) {
+		err := wp.run(ctx, len(stage), func(w *writer, k int) error {
+			i := stage[k]
+			e, h := want[i], have[i]
 			if h != nil && h.norm == normDN(e.DN) && len(diffAttrs(e.Attrs, h.Attrs)) == 0 {
 				mu.Lock()
 				rep.Unchanged++
@@ -269,16 +287,50 @@ func fullPass(ctx context.Context, cfg Config, s *directory.Store, dry bool) (*R
 		if err != nil {
 			return rep, err
 		}
-		start = end
 	}
 	return rep, nil
 }
 
-// pool is a few bound connections that run one job each at a time.
+// stages splits want, which desiredTree ordered parents first, into the
+// groups of indexes that may be written in any order: the containers
+// and units one depth at a time, then every person and group at once,
+// since those are leaves whose parents are all in an earlier stage.
+// Writing the leaves together rather than by depth keeps every
+// connection busy through the bulk of a first mirror.
+func stages(want []*Entry) [][]int {
+	var out [][]int
+	var leaves []int
+	depth := -1
+	for i, e := range want {
+		if e.Kind == kindPerson || e.Kind == kindGroup {
+			leaves = append(leaves, i)
+			continue
+		}
+		if len(out) == 0 || e.Depth != depth {
+			out = append(out, nil)
+			depth = e.Depth
+		}
+		out[len(out)-1] = append(out[len(out)-1], i)
+	}
+	if len(leaves) > 0 {
+		out = append(out, leaves)
+	}
+	return out
+}
+
+// pool is a few bound connections, each running up to inFlight jobs at
+// once. go-ldap matches responses to requests by message id, so one
+// connection carries several requests at a time (RFC 4511 §4.1.1); a
+// job's own operations still run one after another.
 type pool struct {
 	writers []*writer
 	opened  []*ldap.Conn
 }
+
+// inFlight is the requests each connection of a pool carries at once.
+// One at a time leaves slapd idle for a round trip per entry; many more
+// than its worker threads (16 by default) only queue there.
+const inFlight = 8
 
 // openPool answers cfg.conns() writers, the first over first.
 func openPool(cfg Config, first *ldap.Conn) (*pool, error) {
@@ -305,9 +357,11 @@ func (p *pool) close() {
 // first error; jobs not started when one fails are not started.
 func (p *pool) run(ctx context.Context, n int, fn func(w *writer, k int) error) error {
 	jobs := make(chan int)
-	errc := make(chan error, len(p.writers))
+	workers := min(n, len(p.writers)*inFlight)
+	errc := make(chan error, workers)
 	var wg sync.WaitGroup
-	for _, w := range p.writers {
+	for i := 0; i < workers; i++ {
+		w := p.writers[i%len(p.writers)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
