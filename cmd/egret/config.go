@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -48,7 +49,10 @@ type Config struct {
 
 // NodeConfig says what this process is.
 type NodeConfig struct {
-	// Role is "all"; "front" and "back" split the work across machines.
+	// Role is "all" (everything in one process), "front" (SMTP,
+	// submission, HTTP and the queue, with IMAP proxied to the backs)
+	// or "back" (the mail store, reached over LMTP and proxied IMAP).
+	// Name must match the back's name in cluster.backs.
 	Role string `toml:"role"`
 	// DataDir holds the SQLite database, the mail store and the
 	// generated TLS certificate.
@@ -61,12 +65,76 @@ type NodeConfig struct {
 	Name string `toml:"name"`
 }
 
-// ClusterConfig names the node's peers.
+// ClusterConfig names the node's peers and how fronts and backs trust
+// each other.
 type ClusterConfig struct {
 	// Nodes lists the heartbeat URLs of the other nodes
 	// (http://HOST:PORT/heartbeat), separated by commas, for
 	// `egret status`.
 	Nodes string `toml:"nodes"`
+	// ProxySecret is the password fronts sign their IMAP clients in
+	// with on a back; the same on every node, at least 16 characters,
+	// required for roles front and back. Keep it in the environment.
+	ProxySecret string `toml:"proxy_secret"`
+	// ProxySources are the networks a back takes proxy logins from,
+	// as CIDRs separated by commas.
+	ProxySources string `toml:"proxy_sources"`
+	// Backs lists a front's back nodes, separated by commas, each
+	// NAME=IMAP/LMTP/HTTP with HOST:PORT addresses, for example
+	// "b1=10.0.0.5:1143/10.0.0.5:2424/10.0.0.5:8080". The heartbeat
+	// is read at http://HTTP/heartbeat.
+	Backs string `toml:"backs"`
+	// BreakerInterval is how often a front polls each back's
+	// heartbeat; three failures in a row open its breaker.
+	BreakerInterval time.Duration `toml:"breaker_interval"`
+}
+
+// backNode is one entry of cluster.backs.
+type backNode struct {
+	Name, IMAP, LMTP, HTTP string
+}
+
+// clusterBacks parses cluster.backs.
+func (c Config) clusterBacks() ([]backNode, error) {
+	var out []backNode
+	seen := map[string]bool{}
+	for _, e := range strings.Split(c.Cluster.Backs, ",") {
+		if e = strings.TrimSpace(e); e == "" {
+			continue
+		}
+		name, rest, ok := strings.Cut(e, "=")
+		parts := strings.Split(rest, "/")
+		if !ok || name == "" || len(parts) != 3 {
+			return nil, fmt.Errorf("cluster.backs: %q: want NAME=IMAP/LMTP/HTTP", e)
+		}
+		for _, a := range parts {
+			if _, _, err := net.SplitHostPort(a); err != nil {
+				return nil, fmt.Errorf("cluster.backs: %q: %q is not HOST:PORT", e, a)
+			}
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("cluster.backs: %q named twice", name)
+		}
+		seen[name] = true
+		out = append(out, backNode{Name: name, IMAP: parts[0], LMTP: parts[1], HTTP: parts[2]})
+	}
+	return out, nil
+}
+
+// proxySources parses cluster.proxy_sources.
+func (c Config) proxySources() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range strings.Split(c.Cluster.ProxySources, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("cluster.proxy_sources: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // nodeName answers the name the node goes by among its peers.
@@ -290,6 +358,8 @@ func defaultConfig() Config {
 		Submission: SubmissionConfig{Addr: "127.0.0.1:1587", TLSAddr: "127.0.0.1:1465",
 			MessagesPerHour: 300, MaxRecipients: 100},
 		Outbound: OutboundConfig{Port: 25},
+		Cluster: ClusterConfig{ProxySources: "127.0.0.0/8,::1/128",
+			BreakerInterval: 2 * time.Second},
 	}
 }
 
@@ -319,9 +389,7 @@ func loadConfig(path string, environ []string) (Config, error) {
 
 func (c Config) check() error {
 	var errs []error
-	if c.Node.Role != "all" {
-		errs = append(errs, fmt.Errorf("node.role %q: this build runs role \"all\" only", c.Node.Role))
-	}
+	errs = append(errs, c.checkRole())
 	if c.Node.DataDir == "" {
 		errs = append(errs, errors.New("node.data_dir is empty"))
 	}
@@ -337,9 +405,11 @@ func (c Config) check() error {
 	if c.Queue.GiveUpAfter <= 0 {
 		errs = append(errs, fmt.Errorf("queue.give_up_after %v: want a positive duration", c.Queue.GiveUpAfter))
 	}
-	if a := c.LMTP.Addr; a != "" && !strings.HasPrefix(a, "unix:") {
+	if a := c.LMTP.Addr; a != "" && !strings.HasPrefix(a, "unix:") && c.Node.Role != "back" {
 		// LMTP takes mail for any local account without a sign-in: on
 		// a public address it would be an open door into every INBOX.
+		// A back takes it from its fronts over the network, so there
+		// the firewall has to keep everyone else out.
 		host, _, err := net.SplitHostPort(a)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 			errs = append(errs, fmt.Errorf("lmtp.addr %q: want unix:PATH or a loopback IP:PORT", a))

@@ -78,7 +78,14 @@ func TestConfigRefusals(t *testing.T) {
 		{"a number that is not one is named", "", []string{"EGRET_SMTP_MAX_MESSAGE_BYTES=lots"}, "EGRET_SMTP_MAX_MESSAGE_BYTES"},
 		{"a short bootstrap key is refused", "", []string{"EGRET_API_BOOTSTRAP_KEY=short"}, "bootstrap_key"},
 		{"a mail domain with an at sign is refused", "", []string{"EGRET_MAIL_DOMAIN=a@b"}, "mail.domain"},
-		{"a role this build lacks is refused", "", []string{"EGRET_NODE_ROLE=front"}, "node.role"},
+		{"an unknown role is refused", "", []string{"EGRET_NODE_ROLE=middle"}, "node.role"},
+		{"a front without a proxy secret is refused", "", []string{"EGRET_NODE_ROLE=front"}, "cluster.proxy_secret"},
+		{"a front on SQLite is refused", "", []string{"EGRET_NODE_ROLE=front"}, "database.url"},
+		{"a back entry without three addresses is refused", "", []string{"EGRET_NODE_ROLE=front",
+			"EGRET_CLUSTER_BACKS=b1=127.0.0.1:1/127.0.0.1:2"}, "cluster.backs"},
+		{"a back without a TCP LMTP address is refused", "", []string{"EGRET_NODE_ROLE=back"}, "lmtp.addr"},
+		{"a public LMTP address is refused on a front", "", []string{"EGRET_NODE_ROLE=front",
+			"EGRET_LMTP_ADDR=10.0.0.5:2424"}, "lmtp.addr"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -87,6 +94,27 @@ func TestConfigRefusals(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %s", err, c.want)
 			}
 		})
+	}
+}
+
+func TestClusterRoles(t *testing.T) {
+	base := []string{"EGRET_DATABASE_URL=mysql://u:p@tcp(127.0.0.1:3306)/egret",
+		"EGRET_CLUSTER_PROXY_SECRET=0123456789abcdef"}
+	front, err := loadConfig("", append(base, "EGRET_NODE_ROLE=front",
+		"EGRET_CLUSTER_BACKS=b1=127.0.0.1:1143/127.0.0.1:2424/127.0.0.1:8080, b2=[::1]:1143/[::1]:2424/[::1]:8080"))
+	if err != nil {
+		t.Fatalf("front: %v", err)
+	}
+	backs, err := front.clusterBacks()
+	if err != nil || len(backs) != 2 || backs[1] != (backNode{"b2", "[::1]:1143", "[::1]:2424", "[::1]:8080"}) {
+		t.Fatalf("backs %+v, %v", backs, err)
+	}
+	if _, err := loadConfig("", append(base, "EGRET_NODE_ROLE=back", "EGRET_LMTP_ADDR=10.0.0.5:2424")); err != nil {
+		t.Fatalf("a back may take LMTP on a private address: %v", err)
+	}
+	src, err := front.proxySources()
+	if err != nil || len(src) != 2 {
+		t.Fatalf("default proxy sources %v, %v", src, err)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/egretair/egret/mailcore/lmtp"
 	"github.com/egretair/egret/mailcore/node"
 	"github.com/egretair/egret/mailcore/outbound"
+	"github.com/egretair/egret/mailcore/queue"
 	"github.com/egretair/egret/mailcore/smtpd"
 	"github.com/egretair/egret/mailcore/store"
 	"github.com/egretair/egret/mailcore/submission"
@@ -53,6 +54,9 @@ func (a *app) serveCmd() *cobra.Command {
 func (a *app) serve(ctx context.Context, importFile string) error {
 	cfg := a.cfg
 	log := a.log
+	// A front takes mail and keeps the queue; a back keeps the store
+	// and takes LMTP; role all is both (see roles.go).
+	isFront, isBack := cfg.Node.Role != "back", cfg.Node.Role != "front"
 	if err := os.MkdirAll(cfg.Node.DataDir, 0o750); err != nil {
 		return fmt.Errorf("data folder: %w", err)
 	}
@@ -79,9 +83,11 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	}
 	defer mail.Close()
 	accounts := mailAccounts{store: dir}
-	oidcProv, err := a.oidcProvider(ctx, dir)
-	if err != nil {
-		return err
+	var oidcProv *oidcp.Provider
+	if isFront {
+		if oidcProv, err = a.oidcProvider(ctx, dir); err != nil {
+			return err
+		}
 	}
 	var mailAuth interface {
 		mailcore.Accounts
@@ -97,62 +103,83 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		return err
 	}
 
+	var fr *frontParts
+	if cfg.Node.Role == "front" {
+		if fr, err = a.front(dir, log); err != nil {
+			return err
+		}
+	}
+
 	// The queue first: its lock makes sure no other process serves
 	// this data folder before the LMTP socket is taken over.
 	lmtpAddr := lmtpAddress(cfg)
-	transport, err := mailTransport(cfg, lmtpAddr, log)
-	if err != nil {
-		return err
+	var q *queue.Queue
+	if isFront {
+		transport, err := mailTransport(cfg, lmtpAddr, log)
+		if err != nil {
+			return err
+		}
+		if fr != nil {
+			transport.Local = fr.transport
+		}
+		q, err = openQueue(cfg, transport, log)
+		if err != nil {
+			return err
+		}
+		defer q.Close()
+		q.Notifier = dsn.New(dsn.Config{Hostname: cfg.Node.Hostname,
+			From: "postmaster@" + cfg.Mail.Domain}, q, log)
 	}
-	q, err := openQueue(cfg, transport, log)
-	if err != nil {
-		return err
-	}
-	defer q.Close()
-	q.Notifier = dsn.New(dsn.Config{Hostname: cfg.Node.Hostname,
-		From: "postmaster@" + cfg.Mail.Domain}, q, log)
-	lmtpLn, err := listenLMTP(lmtpAddr)
-	if err != nil {
-		return err
+	var lmtpLn net.Listener
+	if isBack {
+		if lmtpLn, err = listenLMTP(lmtpAddr); err != nil {
+			return err
+		}
 	}
 
 	// Every listener is bound before any is served, so a port in use
 	// stops the start cleanly and /healthz never says ready too early.
 	httpLn, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {
-		lmtpLn.Close()
+		closeAll(lmtpLn)
 		return fmt.Errorf("http listener: %w", err)
-	}
-	smtpLn, err := net.Listen("tcp", cfg.SMTP.Addr)
-	if err != nil {
-		closeAll(lmtpLn, httpLn)
-		return fmt.Errorf("smtp listener: %w", err)
 	}
 	imapLn, err := net.Listen("tcp", cfg.IMAP.Addr)
 	if err != nil {
-		closeAll(lmtpLn, httpLn, smtpLn)
+		closeAll(lmtpLn, httpLn)
 		return fmt.Errorf("imap listener: %w", err)
 	}
+	var smtpLn, subLn, subTLSLn net.Listener
+	if isFront {
+		smtpLn, err = net.Listen("tcp", cfg.SMTP.Addr)
+		if err != nil {
+			closeAll(lmtpLn, httpLn, imapLn)
+			return fmt.Errorf("smtp listener: %w", err)
+		}
+		subLn, subTLSLn, err = listenSubmission(cfg)
+		if err != nil {
+			closeAll(lmtpLn, httpLn, smtpLn, imapLn)
+			return err
+		}
 
-	subLn, subTLSLn, err := listenSubmission(cfg)
-	if err != nil {
-		closeAll(lmtpLn, httpLn, smtpLn, imapLn)
-		return err
-	}
-
-	// Only a node that holds its ports may change the bootstrap key, so
-	// a second start that fails on a busy port changes nothing.
-	if err := a.seedBootstrapKey(ctx, dir); err != nil {
-		closeAll(lmtpLn, httpLn, smtpLn, imapLn, subLn, subTLSLn)
-		return err
+		// Only a node that holds its ports may change the bootstrap
+		// key, so a second start that fails on a busy port changes
+		// nothing.
+		if err := a.seedBootstrapKey(ctx, dir); err != nil {
+			closeAll(lmtpLn, httpLn, smtpLn, imapLn, subLn, subTLSLn)
+			return err
+		}
 	}
 
 	life := a.lifecycle(dir)
 	life.RemoveMailbox = mail.RemoveAccount
-	if _, err := life.EnsurePostmaster(ctx); err != nil {
+	if isFront {
 		// Mail to postmaster is refused until this is mended; the
-		// rest of the node works.
-		log.Error("postmaster mailbox missing", slog.Any("err", err))
+		// rest of the node works. A back leaves the directory to its
+		// fronts.
+		if _, err := life.EnsurePostmaster(ctx); err != nil {
+			log.Error("postmaster mailbox missing", slog.Any("err", err))
+		}
 	}
 	apiSrv := &api.Server{Store: dir, Importer: importer, Log: log, MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes,
 		Lifecycle: life}
@@ -164,9 +191,17 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	started := time.Now()
 	mux := http.NewServeMux()
 	mux.Handle("GET /heartbeat", tree.HeartbeatHandler(func(ctx context.Context) node.Heartbeat {
-		return a.heartbeat(ctx, dir, q, started)
+		hb := a.heartbeat(ctx, dir, q, started)
+		if fr != nil {
+			hb.Breakers = fr.peers.Status()
+		}
+		return hb
 	}))
-	mux.Handle("/", withOIDC(apiSrv.Handler(), oidcProv))
+	if isFront {
+		mux.Handle("/", withOIDC(apiSrv.Handler(), oidcProv))
+	} else {
+		mux.Handle("/", backHTTP(apiSrv.Handler()))
+	}
 	tree.Add("http", node.Listening(httpLn, nil, func(ctx context.Context, ln net.Listener) error {
 		srv := &http.Server{
 			Handler:           mux,
@@ -175,20 +210,38 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		}
 		return node.Until(ctx, shutdownGrace, func() error { return quiet(srv.Serve(ln)) }, srv.Shutdown)
 	}))
+	proxyLogin, err := a.proxyLogin()
+	if err != nil {
+		closeAll(lmtpLn, httpLn, smtpLn, imapLn, subLn, subTLSLn)
+		return err
+	}
 	tree.Add("imap", node.Listening(imapLn, nil, func(ctx context.Context, ln net.Listener) error {
-		srv := imapd.New(imapd.Config{TLS: tlsConfig, Guard: signin.guard}, mailAuth, mail, log)
+		var srv interface {
+			Serve(net.Listener) error
+			Close() error
+		}
+		if fr != nil {
+			srv = fr.imapProxy(tlsConfig, signin.guard, mailAuth, cfg.Cluster.ProxySecret, log)
+		} else {
+			srv = imapd.New(imapd.Config{TLS: tlsConfig, Guard: signin.guard, Proxy: proxyLogin},
+				mailAuth, mail, log)
+		}
 		return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) },
 			func(context.Context) error { return srv.Close() })
 	}))
-	tree.Add("lmtp", node.Listening(lmtpLn, func() (net.Listener, error) { return listenLMTP(lmtpAddr) },
-		func(ctx context.Context, ln net.Listener) error {
-			srv := lmtp.NewServer(lmtp.Config{
-				Hostname:        cfg.Node.Hostname,
-				MaxMessageBytes: cfg.SMTP.MaxMessageBytes + 1<<20,
-			}, accounts, mail, log)
-			return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) },
-				func(context.Context) error { return srv.Close() })
-		}))
+	if fr != nil {
+		tree.Add("peers", fr.peers.Run)
+	}
+	if isBack {
+		a.addLMTP(tree, lmtpLn, lmtpAddr, accounts, mail)
+	}
+	if !isFront {
+		// A back serves IMAP, LMTP and its heartbeat only.
+		return a.run(ctx, tree, apiSrv,
+			slog.String("http", httpLn.Addr().String()),
+			slog.String("imap", imapLn.Addr().String()),
+			slog.String("lmtp", lmtpAddr))
+	}
 	// Not yet: the queue's dispatcher and workers are its own
 	// goroutines, out of the supervisor's sight; a panic there ends the
 	// process and systemd restarts it. The service owns the queue's
@@ -242,21 +295,32 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) }, srv.Shutdown)
 	}))
 
+	return a.run(ctx, tree, apiSrv,
+		slog.String("http", httpLn.Addr().String()),
+		slog.String("smtp", smtpLn.Addr().String()),
+		slog.String("imap", imapLn.Addr().String()),
+		slog.String("lmtp", lmtpAddr))
+}
+
+// run starts the tree, marks the node ready, and stops the tree when
+// ctx ends. addrs are logged with the start.
+func (a *app) run(ctx context.Context, tree *node.Tree, apiSrv *api.Server, addrs ...slog.Attr) error {
+	cfg, log := a.cfg, a.log
 	// The tree outlives the signal's context: Stop below takes the
 	// services down one by one, in order, once ctx ends.
 	tree.Start(context.WithoutCancel(ctx))
 	apiSrv.SetReady(true)
 	stopDrills := a.failOnSignal(tree)
 	defer stopDrills()
-	log.Info("egret started",
+	attrs := []any{
 		slog.String("node", cfg.nodeName()),
 		slog.String("role", cfg.Node.Role),
 		slog.String("version", buildVersion()),
-		slog.String("http", httpLn.Addr().String()),
-		slog.String("smtp", smtpLn.Addr().String()),
-		slog.String("imap", imapLn.Addr().String()),
-		slog.String("lmtp", lmtpAddr),
-		slog.String("mail_domain", cfg.Mail.Domain))
+	}
+	for _, at := range addrs {
+		attrs = append(attrs, at)
+	}
+	log.Info("egret started", append(attrs, slog.String("mail_domain", cfg.Mail.Domain))...)
 
 	<-ctx.Done()
 	log.Info("shutting down", slog.String("cause", "signal"))

@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/egretair/egret/api"
+	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/mailcore"
+	"github.com/egretair/egret/mailcore/imapd"
+	"github.com/egretair/egret/mailcore/imapproxy"
+	"github.com/egretair/egret/mailcore/lmtp"
+	"github.com/egretair/egret/mailcore/node"
+	"github.com/egretair/egret/mailcore/peer"
+	"github.com/egretair/egret/mailcore/queue"
+	"github.com/egretair/egret/mailcore/store"
+)
+
+// Roles. A node of role "all" does everything itself. A cluster splits
+// the work: fronts take SMTP, submission, HTTP and IMAP from the world
+// and keep the queue; backs keep the mail store and take mail over
+// LMTP, and IMAP sessions through the fronts' proxy login, from the
+// fronts only. Every node reads the same MySQL database.
+//
+// Home node. Each account's mailboxes live on one back. The column
+// accounts.home_node names it when set; when it is NULL the back is
+// picked by a stable hash (FNV-1a of the account id) over cluster.backs
+// in the order given there. Adding a back to the list thus moves the
+// accounts that have no home_node: record their homes first.
+//
+// Not yet: a front keeps a mail store of its own for the web mailbox
+// and the quota check at RCPT time, and both read that empty store
+// rather than the account's back, so through a front the web mailbox
+// shows no mail and quotas are not enforced before delivery.
+
+// proxyIdentity is the authentication identity fronts sign in with on
+// a back (see imapd.ProxyLogin).
+const proxyIdentity = "egret-front"
+
+// checkRole checks node.role and the cluster keys it needs.
+func (c Config) checkRole() error {
+	var errs []error
+	switch c.Node.Role {
+	case "all":
+		return nil
+	case "front", "back":
+	default:
+		return fmt.Errorf("node.role %q: want all, front or back", c.Node.Role)
+	}
+	if len(c.Cluster.ProxySecret) < 16 {
+		errs = append(errs, fmt.Errorf("cluster.proxy_secret: role %s needs one of at least 16 characters", c.Node.Role))
+	}
+	if _, err := c.proxySources(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.isSQLite() {
+		errs = append(errs, fmt.Errorf("database.url: role %s needs a MySQL database that every node reads", c.Node.Role))
+	}
+	backs, err := c.clusterBacks()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	switch c.Node.Role {
+	case "front":
+		if err == nil && len(backs) == 0 {
+			errs = append(errs, errors.New("cluster.backs: a front needs at least one back"))
+		}
+		if c.Cluster.BreakerInterval < 100*time.Millisecond {
+			errs = append(errs, fmt.Errorf("cluster.breaker_interval %s: want at least 100ms", c.Cluster.BreakerInterval))
+		}
+	case "back":
+		if c.LMTP.Addr == "" || strings.HasPrefix(c.LMTP.Addr, "unix:") {
+			errs = append(errs, errors.New("lmtp.addr: a back takes LMTP from its fronts on HOST:PORT"))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// isSQLite reports whether the directory is in SQLite.
+func (c Config) isSQLite() bool {
+	return strings.HasPrefix(c.Database.URL, "sqlite:")
+}
+
+// homes finds the back node of an account for a front.
+type homes struct {
+	dir   *directory.Store
+	backs []backNode
+	log   *slog.Logger
+}
+
+// byHash answers the back picked for an account with no home_node.
+func (h *homes) byHash(accountID string) string {
+	f := fnv.New32a()
+	f.Write([]byte(accountID))
+	return h.backs[int(f.Sum32()%uint32(len(h.backs)))].Name
+}
+
+// lookup answers the name of the back that holds the account. A
+// database that does not answer is an error rather than a guess: a
+// back takes mail for any account, so a wrong guess would file it on
+// a node the account's sessions never reach.
+func (h *homes) lookup(ctx context.Context, accountID string) (string, error) {
+	name, err := h.dir.HomeNode(ctx, accountID)
+	if err != nil && !errors.Is(err, directory.ErrNotFound) {
+		return "", err
+	}
+	if name == "" {
+		return h.byHash(accountID), nil
+	}
+	return name, nil
+}
+
+// HomeOf answers the name of the back that holds the account, for the
+// IMAP proxy; "" when it cannot be read, which the proxy answers as a
+// back that is unavailable.
+func (h *homes) HomeOf(accountID string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	name, err := h.lookup(ctx, accountID)
+	if err != nil {
+		h.log.Warn("home node not read", "account", accountID, "err", err)
+	}
+	return name
+}
+
+// back answers the back named name.
+func (h *homes) back(name string) (backNode, bool) {
+	for _, b := range h.backs {
+		if b.Name == name {
+			return b, true
+		}
+	}
+	return backNode{}, false
+}
+
+// IMAPAddr answers a back's IMAP address, for the proxy.
+func (h *homes) IMAPAddr(name string) (string, bool) {
+	b, ok := h.back(name)
+	return b.IMAP, ok
+}
+
+// newPeers makes a front's breakers, one per back.
+func newPeers(cfg Config, backs []backNode, log *slog.Logger) *peer.Peers {
+	var list []peer.Peer
+	for _, b := range backs {
+		list = append(list, peer.Peer{Name: b.Name, Heartbeat: "http://" + b.HTTP + "/heartbeat"})
+	}
+	return peer.New(peer.Config{Interval: cfg.Cluster.BreakerInterval,
+		Client: &http.Client{}}, list, log, api.Registry)
+}
+
+// backTransport is a front's queue transport for the mail domain: each
+// recipient goes over LMTP to the back that holds its account.
+//
+// Failure semantics. A back whose breaker is open is not called: its
+// recipients get a temporary error and the queue holds the mail until
+// the breaker closes. A back that cannot be reached, or stops
+// answering, fails its recipients temporarily too and is reported to
+// its breaker; a back that answers, even to refuse, is reported well.
+type backTransport struct {
+	homes     *homes
+	peers     *peer.Peers
+	localName string
+}
+
+// Deliver groups the recipients by back and runs one LMTP transaction
+// with each; see queue.Transport.
+func (t *backTransport) Deliver(ctx context.Context, d queue.Delivery, body io.Reader) []error {
+	out := make([]error, len(d.Recipients))
+	groups := map[string][]int{}
+	var order []string
+	for i, to := range d.Recipients {
+		name, err := t.homeOfAddress(ctx, to)
+		if err != nil {
+			out[i] = fmt.Errorf("lmtp: home node of %s: %w", to, err)
+			continue
+		}
+		if _, ok := groups[name]; !ok {
+			order = append(order, name)
+		}
+		groups[name] = append(groups[name], i)
+	}
+
+	// Several backs each need the message, so it is read whole once.
+	msg, err := io.ReadAll(body)
+	if err != nil {
+		for i := range out {
+			out[i] = fmt.Errorf("lmtp: message not read whole: %w", err)
+		}
+		return out
+	}
+	for _, name := range order {
+		idx := groups[name]
+		got := t.deliverTo(ctx, name, d, idx, msg)
+		for k, i := range idx {
+			out[i] = got[k]
+		}
+	}
+	return out
+}
+
+// deliverTo runs the transaction with one back for the recipients idx.
+func (t *backTransport) deliverTo(ctx context.Context, name string, d queue.Delivery, idx []int, msg []byte) []error {
+	sub := d
+	sub.Recipients = nil
+	for _, i := range idx {
+		sub.Recipients = append(sub.Recipients, d.Recipients[i])
+	}
+	fail := func(err error) []error {
+		out := make([]error, len(idx))
+		for k := range out {
+			out[k] = err
+		}
+		return out
+	}
+	if err := t.peers.Allow(name); err != nil {
+		return fail(fmt.Errorf("lmtp: %w", err))
+	}
+	b, ok := t.homes.back(name)
+	if !ok {
+		return fail(fmt.Errorf("lmtp: no back node named %q in cluster.backs", name))
+	}
+	c := &lmtp.Client{Addr: b.LMTP, LocalName: t.localName}
+	got := c.Deliver(ctx, sub, bytes.NewReader(msg))
+	t.peers.Report(name, connectionError(got))
+	return got
+}
+
+// connectionError answers nil when the back answered at least once (a
+// delivery, or a reply of its own), and otherwise the first error,
+// which then says the back could not be talked to.
+func connectionError(errs []error) error {
+	for _, err := range errs {
+		var se *smtp.SMTPError
+		if err == nil || errors.As(err, &se) {
+			return nil
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return errs[0]
+}
+
+// homeOfAddress answers the back of the account that receives mail at
+// addr. An address no account has goes to the first back, whose LMTP
+// refuses it with the right reply; a directory that does not answer
+// is an error, temporary for the queue.
+func (t *backTransport) homeOfAddress(ctx context.Context, addr string) (string, error) {
+	acct, err := t.homes.dir.LookupAddress(ctx, addr)
+	if errors.Is(err, directory.ErrNotFound) {
+		return t.homes.backs[0].Name, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return t.homes.lookup(ctx, acct.ID)
+}
+
+// frontParts are what a front adds to a node: breakers for its backs,
+// the way to their homes, and the queue's transport to them.
+type frontParts struct {
+	homes     *homes
+	peers     *peer.Peers
+	transport *backTransport
+}
+
+// front makes a front's parts from cluster.backs.
+func (a *app) front(dir *directory.Store, log *slog.Logger) (*frontParts, error) {
+	backs, err := a.cfg.clusterBacks()
+	if err != nil {
+		return nil, err
+	}
+	h := &homes{dir: dir, backs: backs, log: log}
+	p := newPeers(a.cfg, backs, log)
+	return &frontParts{homes: h, peers: p,
+		transport: &backTransport{homes: h, peers: p, localName: a.cfg.Node.Hostname}}, nil
+}
+
+// imapProxy makes the front's IMAP server, which relays each signed-in
+// session to the account's back.
+func (f *frontParts) imapProxy(tlsConfig *tls.Config, guard mailcore.LoginGuard,
+	accounts mailcore.Accounts, secret string, log *slog.Logger) *imapproxy.Server {
+	return imapproxy.New(imapproxy.Config{
+		TLS:           tlsConfig,
+		Guard:         guard,
+		HomeOf:        f.homes.HomeOf,
+		BackAddr:      f.homes.IMAPAddr,
+		Breakers:      f.peers,
+		ProxyIdentity: proxyIdentity,
+		ProxySecret:   secret,
+	}, accounts, log)
+}
+
+// proxyLogin answers a back's proxy login for its fronts, nil on a
+// node of another role.
+func (a *app) proxyLogin() (*imapd.ProxyLogin, error) {
+	if a.cfg.Node.Role != "back" {
+		return nil, nil
+	}
+	src, err := a.cfg.proxySources()
+	if err != nil {
+		return nil, err
+	}
+	return &imapd.ProxyLogin{Identity: proxyIdentity, Secret: a.cfg.Cluster.ProxySecret,
+		Sources: src}, nil
+}
+
+// addLMTP adds the LMTP server that writes into the store.
+func (a *app) addLMTP(tree *node.Tree, ln net.Listener, addr string, accounts mailAccounts, mail *store.Store) {
+	cfg, log := a.cfg, a.log
+	tree.Add("lmtp", node.Listening(ln, func() (net.Listener, error) { return listenLMTP(addr) },
+		func(ctx context.Context, ln net.Listener) error {
+			srv := lmtp.NewServer(lmtp.Config{
+				Hostname:        cfg.Node.Hostname,
+				MaxMessageBytes: cfg.SMTP.MaxMessageBytes + 1<<20,
+			}, accounts, mail, log)
+			return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) },
+				func(context.Context) error { return srv.Close() })
+		}))
+}
+
+// backHTTP lets through only what a back serves on HTTP: its health
+// and its metrics. The API, the web mailbox and sign-in are the
+// fronts'.
+func backHTTP(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/metrics") {
+			h.ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	})
+}

@@ -1,0 +1,175 @@
+package integration
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/egretair/egret/directory/dirtest"
+)
+
+// TestClusterHoldsMailForADeadBack runs one front and two backs as
+// separate processes on one MariaDB database. Mail and IMAP go through
+// the front only. One back is killed: its user's IMAP login answers NO
+// [UNAVAILABLE] while the other's works, and mail for it is accepted
+// and held; once the back is started again on the same data folder,
+// its breaker closes and the held mail arrives.
+func TestClusterHoldsMailForADeadBack(t *testing.T) {
+	dbURL := dirtest.URL(t, "mysql")
+	secret := randomString(t, 24)
+	lmtp := freePorts(t, 2)
+
+	startBack := func(name, lmtpAddr string) *node {
+		return startNodeEnv(t, dbURL, "EGRET_NODE_ROLE=back", "EGRET_NODE_NAME="+name,
+			"EGRET_LMTP_ADDR="+lmtpAddr, "EGRET_CLUSTER_PROXY_SECRET="+secret)
+	}
+	b1 := startBack("b1", lmtp[0])
+	b2 := startBack("b2", lmtp[1])
+	backs := fmt.Sprintf("b1=%s/%s/%s,b2=%s/%s/%s",
+		b1.imapAddr, lmtp[0], b1.httpAddr, b2.imapAddr, lmtp[1], b2.httpAddr)
+	front := startNodeEnv(t, dbURL, "EGRET_NODE_ROLE=front", "EGRET_NODE_NAME=f1",
+		"EGRET_CLUSTER_PROXY_SECRET="+secret, "EGRET_CLUSTER_BACKS="+backs,
+		"EGRET_CLUSTER_BREAKER_INTERVAL=300ms", "EGRET_QUEUE_RETRY_SCHEDULE=1s")
+
+	// The directory comes in through the front; two people get
+	// passwords and a home on each back.
+	snap := loadSnapshot(t, filepath.Join(repoRoot, "testdata/oa/ekp-small.json"))
+	importSnapshot(t, front, viaAPI, snap)
+	p1 := snap.pickPerson(t, "for the first back", func(ekpElement) bool { return true })
+	p2 := snap.pickPerson(t, "for the second back", func(e ekpElement) bool { return e.ID != p1.ID })
+	addr1, addr2 := p1.address(mailDomain), p2.address(mailDomain)
+	pw1, pw2 := randomString(t, 20), randomString(t, 20)
+	setPassword(t, front, p1, addr1, pw1)
+	setPassword(t, front, p2, addr2, pw2)
+	setHome(t, dbURL, addr1, "b1")
+	setHome(t, dbURL, addr2, "b2")
+
+	sendTo(t, front, addr1, "first for one")
+	sendTo(t, front, addr2, "first for two")
+	waitInbox(t, front, p1.LoginName, pw1, 1, 10*time.Second)
+	waitInbox(t, front, p2.LoginName, pw2, 1, 10*time.Second)
+
+	// The second back dies.
+	b2.cmd.Process.Kill()
+	<-b2.exited
+	killed := time.Now()
+	for {
+		_, err := inboxCount(front.imapAddr, p2.LoginName, pw2)
+		if err != nil && strings.Contains(err.Error(), "UNAVAILABLE") {
+			break
+		}
+		if time.Since(killed) > 5*time.Second {
+			t.Fatalf("5 s after the back died, its user's login answers %v, want NO [UNAVAILABLE]", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("login refused as unavailable %v after the kill", time.Since(killed).Round(time.Millisecond))
+	if n, err := inboxCount(front.imapAddr, p1.LoginName, pw1); err != nil || n != 1 {
+		t.Fatalf("the other back's user: %d messages, %v; want 1", n, err)
+	}
+	sendTo(t, front, addr2, "held for two")
+	waitBreaker(t, front, "b2", "open", 5*time.Second)
+	if n, err := inboxCount(front.imapAddr, p1.LoginName, pw1); err != nil || n != 1 {
+		t.Fatalf("the other back's user with a breaker open: %d messages, %v; want 1", n, err)
+	}
+	if q := front.getJSON(t, "/heartbeat")["queue_size"]; q != float64(1) {
+		t.Fatalf("the front's queue holds %v messages, want the 1 for the dead back", q)
+	}
+
+	// The back comes back on its data folder; the held mail follows.
+	b2 = relaunch(t, b2)
+	back := time.Now()
+	waitBreaker(t, front, "b2", "closed", 5*time.Second)
+	t.Logf("breaker closed %v after the restart", time.Since(back).Round(time.Millisecond))
+	waitInbox(t, front, p2.LoginName, pw2, 2, 10*time.Second)
+	if n, err := inboxCount(front.imapAddr, p1.LoginName, pw1); err != nil || n != 1 {
+		t.Fatalf("the first back's user: %d messages, %v; want 1", n, err)
+	}
+}
+
+// setHome records an account's home back in the shared database.
+func setHome(t *testing.T, dbURL, address, back string) {
+	t.Helper()
+	db, err := sql.Open("mysql", strings.TrimPrefix(dbURL, "mysql://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec("UPDATE accounts SET home_node = ? WHERE address = ?", back, address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("home of %s: %d accounts changed, want 1", address, n)
+	}
+}
+
+// sendTo sends one message over SMTP to the node and requires a 250.
+func sendTo(t *testing.T, n *node, to, subject string) {
+	t.Helper()
+	c, err := smtp.Dial(n.smtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := fmt.Sprintf("From: <ops@remote.example>\r\nTo: <%s>\r\nSubject: %s\r\n"+
+		"Message-ID: <%s@remote.example>\r\n\r\nRoster.\r\n", to, subject, randomString(t, 12))
+	if err := c.SendMail("ops@remote.example", []string{to}, strings.NewReader(msg)); err != nil {
+		t.Fatalf("mail to %s: %v", to, err)
+	}
+	c.Quit()
+}
+
+// waitInbox waits until the user's INBOX, read through the node, holds
+// want messages.
+func waitInbox(t *testing.T, n *node, user, password string, want uint32, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		got, err := inboxCount(n.imapAddr, user, password)
+		if err == nil && got == want {
+			return
+		}
+		if time.Since(start) > limit {
+			t.Fatalf("INBOX of %s after %v: %d messages, %v; want %d", user, limit, got, err, want)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitBreaker waits until the front's heartbeat shows the back's
+// breaker in state.
+func waitBreaker(t *testing.T, front *node, back, state string, limit time.Duration) {
+	t.Helper()
+	start := time.Now()
+	var last string
+	for time.Since(start) < limit {
+		resp, err := http.Get("http://" + front.httpAddr + "/heartbeat")
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var hb struct {
+				Breakers []struct{ Node, State string }
+			}
+			json.Unmarshal(body, &hb)
+			for _, b := range hb.Breakers {
+				if b.Node == back {
+					last = b.State
+				}
+			}
+			if last == state {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("breaker for %s is %q after %v, want %s", back, last, limit, state)
+}
