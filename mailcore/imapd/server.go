@@ -45,7 +45,6 @@ package imapd
 import (
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 
@@ -116,7 +115,7 @@ func New(cfg Config, accounts mailcore.Accounts, st *store.Store, log *slog.Logg
 			imap.CapLiteralPlus: {},
 			imap.CapChildren:    {},
 		},
-		Logger: errorLog{s.log},
+		Logger: mailcore.ServerLog{Log: s.log, Service: "imap"},
 		// STARTTLS is run below imapserver, by conn, so that the
 		// quota commands it answers work over TLS too.
 		TLSConfig: nil,
@@ -166,10 +165,3 @@ func plaintextAllowed(nc net.Conn) bool {
 	return addr.IP.IsLoopback()
 }
 
-// errorLog passes go-imap's internal errors to slog.
-type errorLog struct{ log *slog.Logger }
-
-// Printf logs one go-imap error.
-func (l errorLog) Printf(format string, args ...any) {
-	l.log.Warn("imap connection error", "detail", fmt.Sprintf(format, args...))
-}

@@ -47,7 +47,6 @@ package lmtp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -134,7 +133,7 @@ func NewServer(cfg Config, accounts mailcore.Accounts, st *store.Store, log *slo
 	srv.EnableDSN = true
 	srv.ReadTimeout = 10 * time.Minute
 	srv.WriteTimeout = 10 * time.Minute
-	srv.ErrorLog = errorLog{s.log}
+	srv.ErrorLog = mailcore.ServerLog{Log: s.log, Service: "lmtp"}
 	s.srv = srv
 	return s
 }
@@ -293,13 +292,3 @@ func validQueueID(id string) bool {
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == ""
 }
 
-// errorLog passes go-smtp's internal errors to slog.
-type errorLog struct{ log *slog.Logger }
-
-func (l errorLog) Printf(format string, v ...any) {
-	l.log.Debug("lmtp connection error", "detail", fmt.Sprintf(format, v...))
-}
-
-func (l errorLog) Println(v ...any) {
-	l.log.Debug("lmtp connection error", "detail", fmt.Sprint(v...))
-}

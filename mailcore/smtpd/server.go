@@ -49,7 +49,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -148,7 +147,7 @@ func New(cfg Config, accounts mailcore.Accounts, q Queue, log *slog.Logger) *Ser
 	// RFC 5321 §4.5.3.2 asks for minutes, not seconds, per step.
 	srv.ReadTimeout = 10 * time.Minute
 	srv.WriteTimeout = 10 * time.Minute
-	srv.ErrorLog = errorLog{s.log}
+	srv.ErrorLog = mailcore.ServerLog{Log: s.log, Service: "smtp"}
 	s.srv = srv
 	return s
 }
@@ -194,15 +193,3 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// errorLog passes go-smtp's internal errors to slog.
-type errorLog struct{ log *slog.Logger }
-
-// Printf logs one go-smtp error.
-func (l errorLog) Printf(format string, v ...any) {
-	l.log.Debug("smtp connection error", "detail", fmt.Sprintf(format, v...))
-}
-
-// Println logs one go-smtp error.
-func (l errorLog) Println(v ...any) {
-	l.log.Debug("smtp connection error", "detail", fmt.Sprint(v...))
-}

@@ -51,7 +51,6 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -161,7 +160,7 @@ func New(cfg Config, accounts mailcore.Accounts, q Queue, log *slog.Logger) *Ser
 	srv.AllowInsecureAuth = true
 	srv.ReadTimeout = 10 * time.Minute
 	srv.WriteTimeout = 10 * time.Minute
-	srv.ErrorLog = errorLog{s.log}
+	srv.ErrorLog = mailcore.ServerLog{Log: s.log, Service: "submission"}
 	s.srv = srv
 	return s
 }
@@ -213,15 +212,3 @@ func authAllowed(conn net.Conn) bool {
 	return ok && addr.IP.IsLoopback()
 }
 
-// errorLog passes go-smtp's internal errors to slog.
-type errorLog struct{ log *slog.Logger }
-
-// Printf logs one go-smtp error.
-func (l errorLog) Printf(format string, v ...any) {
-	l.log.Debug("submission connection error", "detail", fmt.Sprintf(format, v...))
-}
-
-// Println logs one go-smtp error.
-func (l errorLog) Println(v ...any) {
-	l.log.Debug("submission connection error", "detail", fmt.Sprint(v...))
-}
