@@ -164,4 +164,3 @@ func plaintextAllowed(nc net.Conn) bool {
 	}
 	return addr.IP.IsLoopback()
 }
-

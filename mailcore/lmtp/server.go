@@ -291,4 +291,3 @@ func validQueueID(id string) bool {
 	return strings.Trim(id, "abcdefghijklmnopqrstuvwxyz"+
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") == ""
 }
-

@@ -192,4 +192,3 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return err
 }
-

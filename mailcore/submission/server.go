@@ -211,4 +211,3 @@ func authAllowed(conn net.Conn) bool {
 	addr, ok := conn.RemoteAddr().(*net.TCPAddr)
 	return ok && addr.IP.IsLoopback()
 }
-
