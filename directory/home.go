@@ -41,3 +41,24 @@ func (s *Store) SetHomeNode(ctx context.Context, accountID, node string) error {
 	}
 	return nil
 }
+
+// ClaimHomeNode records node as the account's home unless one is
+// recorded already, and answers the home that holds afterwards: node,
+// or the one recorded earlier. Two fronts that claim at once thus
+// agree on whichever was written first.
+func (s *Store) ClaimHomeNode(ctx context.Context, accountID, node string) (string, error) {
+	if node == "" {
+		return "", fmt.Errorf("directory: claim home node of %s: no node named", accountID)
+	}
+	err := s.db.WithContext(ctx).Table("accounts").
+		Where("id = ? AND home_node IS NULL", accountID).
+		Update("home_node", node).Error
+	if err != nil {
+		return "", fmt.Errorf("directory: claim home node of %s: %w", accountID, err)
+	}
+	got, err := s.HomeNode(ctx, accountID)
+	if err != nil {
+		return "", err
+	}
+	return got, nil
+}

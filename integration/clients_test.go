@@ -70,7 +70,7 @@ func TestIMAPExtensionsWithImaplib(t *testing.T) {
 // createUser creates a user with a password and a quota (0 for none) in
 // one API call, as the OA's integrators do, and answers the account's
 // address.
-func createUser(t *testing.T, n *node, login, password string, quota int64) string {
+func createUser(t testing.TB, n *node, login, password string, quota int64) string {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{
 		"login":        login,

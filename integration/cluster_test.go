@@ -23,21 +23,8 @@ import (
 // and held; once the back is started again on the same data folder,
 // its breaker closes and the held mail arrives.
 func TestClusterHoldsMailForADeadBack(t *testing.T) {
-	dbURL := dirtest.URL(t, "mysql")
-	secret := randomString(t, 24)
-	lmtp := freePorts(t, 2)
-
-	startBack := func(name, lmtpAddr string) *node {
-		return startNodeEnv(t, dbURL, "EGRET_NODE_ROLE=back", "EGRET_NODE_NAME="+name,
-			"EGRET_LMTP_ADDR="+lmtpAddr, "EGRET_CLUSTER_PROXY_SECRET="+secret)
-	}
-	b1 := startBack("b1", lmtp[0])
-	b2 := startBack("b2", lmtp[1])
-	backs := fmt.Sprintf("b1=%s/%s/%s,b2=%s/%s/%s",
-		b1.imapAddr, lmtp[0], b1.httpAddr, b2.imapAddr, lmtp[1], b2.httpAddr)
-	front := startNodeEnv(t, dbURL, "EGRET_NODE_ROLE=front", "EGRET_NODE_NAME=f1",
-		"EGRET_CLUSTER_PROXY_SECRET="+secret, "EGRET_CLUSTER_BACKS="+backs,
-		"EGRET_CLUSTER_BREAKER_INTERVAL=300ms", "EGRET_QUEUE_RETRY_SCHEDULE=1s")
+	c := startCluster(t, 2, "EGRET_CLUSTER_BREAKER_INTERVAL=300ms", "EGRET_QUEUE_RETRY_SCHEDULE=1s")
+	dbURL, front, b2 := c.dbURL, c.front, c.backs[1]
 
 	// The directory comes in through the front; two people get
 	// passwords and a home on each back.
@@ -95,6 +82,36 @@ func TestClusterHoldsMailForADeadBack(t *testing.T) {
 	}
 }
 
+// cluster is one front and its backs, each a process of its own, on
+// one MariaDB database.
+type cluster struct {
+	dbURL string
+	front *node
+	backs []*node
+}
+
+// startCluster starts n backs, named b1, b2 and so on, and one front
+// named f1 over them. frontEnv adds EGRET_ settings to the front's.
+func startCluster(t testing.TB, n int, frontEnv ...string) *cluster {
+	t.Helper()
+	c := &cluster{dbURL: dirtest.URL(t, "mysql")}
+	secret := randomString(t, 24)
+	lmtp := freePorts(t, n)
+	var spec []string
+	for i := range n {
+		name := fmt.Sprintf("b%d", i+1)
+		b := startNodeEnv(t, c.dbURL, "EGRET_NODE_ROLE=back", "EGRET_NODE_NAME="+name,
+			"EGRET_LMTP_ADDR="+lmtp[i], "EGRET_CLUSTER_PROXY_SECRET="+secret)
+		c.backs = append(c.backs, b)
+		spec = append(spec, fmt.Sprintf("%s=%s/%s/%s", name, b.imapAddr, lmtp[i], b.httpAddr))
+	}
+	env := append([]string{"EGRET_NODE_ROLE=front", "EGRET_NODE_NAME=f1",
+		"EGRET_CLUSTER_PROXY_SECRET=" + secret,
+		"EGRET_CLUSTER_BACKS=" + strings.Join(spec, ",")}, frontEnv...)
+	c.front = startNodeEnv(t, c.dbURL, env...)
+	return c
+}
+
 // setHome records an account's home back in the shared database.
 func setHome(t *testing.T, dbURL, address, back string) {
 	t.Helper()
@@ -113,7 +130,7 @@ func setHome(t *testing.T, dbURL, address, back string) {
 }
 
 // sendTo sends one message over SMTP to the node and requires a 250.
-func sendTo(t *testing.T, n *node, to, subject string) {
+func sendTo(t testing.TB, n *node, to, subject string) {
 	t.Helper()
 	c, err := smtp.Dial(n.smtpAddr)
 	if err != nil {
@@ -130,7 +147,7 @@ func sendTo(t *testing.T, n *node, to, subject string) {
 
 // waitInbox waits until the user's INBOX, read through the node, holds
 // want messages.
-func waitInbox(t *testing.T, n *node, user, password string, want uint32, limit time.Duration) {
+func waitInbox(t testing.TB, n *node, user, password string, want uint32, limit time.Duration) {
 	t.Helper()
 	start := time.Now()
 	for {
@@ -172,4 +189,48 @@ func waitBreaker(t *testing.T, front *node, back, state string, limit time.Durat
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("breaker for %s is %q after %v, want %s", back, last, limit, state)
+}
+
+// TestFrontRecordsTheHashedHome checks that an account with no
+// recorded home gets one on its first use through a front: a sign-in
+// for one account, a delivery for another. A back added to the list
+// afterwards then moves neither.
+func TestFrontRecordsTheHashedHome(t *testing.T) {
+	c := startCluster(t, 2)
+	pw1, pw2 := randomString(t, 20), randomString(t, 20)
+	addr1 := createUser(t, c.front, "huangmin", pw1, 0)
+	addr2 := createUser(t, c.front, "zhoujie", pw2, 0)
+	for _, a := range []string{addr1, addr2} {
+		if h := homeOf(t, c.dbURL, a); h != "" {
+			t.Fatalf("home of %s before any use: %q, want none", a, h)
+		}
+	}
+
+	if _, err := inboxCount(c.front.imapAddr, "huangmin", pw1); err != nil {
+		t.Fatal(err)
+	}
+	sendTo(t, c.front, addr2, "first for zhoujie")
+	waitInbox(t, c.front, "zhoujie", pw2, 1, 10*time.Second)
+	for _, a := range []string{addr1, addr2} {
+		if h := homeOf(t, c.dbURL, a); h != "b1" && h != "b2" {
+			t.Errorf("home of %s after its first use: %q, want b1 or b2", a, h)
+		}
+	}
+}
+
+// homeOf answers the home_node recorded for the account at address,
+// "" for none.
+func homeOf(t *testing.T, dbURL, address string) string {
+	t.Helper()
+	db, err := sql.Open("mysql", strings.TrimPrefix(dbURL, "mysql://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var home sql.NullString
+	err = db.QueryRow("SELECT home_node FROM accounts WHERE address = ?", address).Scan(&home)
+	if err != nil {
+		t.Fatalf("home of %s: %v", address, err)
+	}
+	return home.String
 }

@@ -35,9 +35,16 @@ var muttSubjects = []struct{ header, shown string }{
 // Chinese subject decoded, and saving a message to another folder and
 // syncing must leave it there and nowhere else.
 func TestMuttListsAndMovesOverSTARTTLS(t *testing.T) {
+	n := startNode(t, dirtest.URL(t, "sqlite"))
+	muttListsAndMoves(t, n)
+}
+
+// muttListsAndMoves is TestMuttListsAndMovesOverSTARTTLS's check, with
+// mail sent to and read from n.
+func muttListsAndMoves(t *testing.T, n *node) {
+	t.Helper()
 	mutt := needTool(t, muttBin)
 	tmux := needTool(t, tmuxBin)
-	n := startNode(t, dirtest.URL(t, "sqlite"))
 	password := randomString(t, 20)
 	address := createUser(t, n, "liuyang", password, 0)
 
@@ -145,7 +152,10 @@ func mailboxSubjects(t *testing.T, addr, user, password string) map[string][]str
 			HeaderFields: []string{"Subject"},
 			Peek:         true,
 		}
-		msgs, err := c.Fetch(imap.SeqSetNum(1, sel.NumMessages), &imap.FetchOptions{
+		// SeqSetNum lists numbers; a range needs AddRange.
+		var all imap.SeqSet
+		all.AddRange(1, sel.NumMessages)
+		msgs, err := c.Fetch(all, &imap.FetchOptions{
 			UID:         true,
 			BodySection: []*imap.FetchItemBodySection{section},
 		}).Collect()

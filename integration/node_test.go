@@ -65,7 +65,7 @@ func startNode(t *testing.T, databaseURL string) *node {
 
 // startNodeEnv is startNode with further EGRET_ settings, which win
 // over the test's defaults.
-func startNodeEnv(t *testing.T, databaseURL string, extraEnv ...string) *node {
+func startNodeEnv(t testing.TB, databaseURL string, extraEnv ...string) *node {
 	t.Helper()
 	// A free port may be taken by another test's listener between
 	// freePorts and egret's bind; only that is worth another try.
@@ -84,7 +84,7 @@ func startNodeEnv(t *testing.T, databaseURL string, extraEnv ...string) *node {
 }
 
 // launch makes one attempt of startNode.
-func launch(t *testing.T, databaseURL string, extraEnv []string) (*node, error) {
+func launch(t testing.TB, databaseURL string, extraEnv []string) (*node, error) {
 	t.Helper()
 	dir := t.TempDir()
 	ports := freePorts(t, 6)
@@ -265,7 +265,7 @@ func (n *node) getJSON(t *testing.T, path string) map[string]any {
 
 // freePorts answers count distinct loopback addresses that were free a
 // moment ago. All are held open together so no two are the same.
-func freePorts(t *testing.T, count int) []string {
+func freePorts(t testing.TB, count int) []string {
 	t.Helper()
 	var addrs []string
 	for range count {
@@ -293,7 +293,7 @@ func environWithoutEgret() []string {
 }
 
 // randomString answers n URL-safe random characters.
-func randomString(t *testing.T, n int) string {
+func randomString(t testing.TB, n int) string {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {

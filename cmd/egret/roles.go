@@ -37,8 +37,10 @@ import (
 // Home node. Each account's mailboxes live on one back. The column
 // accounts.home_node names it when set; when it is NULL the back is
 // picked by a stable hash (FNV-1a of the account id) over cluster.backs
-// in the order given there. Adding a back to the list thus moves the
-// accounts that have no home_node: record their homes first.
+// in the order given there, and a front records that pick in
+// home_node the first time it looks the account up, for a sign-in or a
+// delivery. Adding a back to the list thus moves only the accounts
+// that no front has looked up yet.
 //
 // Not yet: a front keeps a mail store of its own for the web mailbox
 // and the quota check at RCPT time, and both read that empty store
@@ -113,13 +115,28 @@ func (h *homes) byHash(accountID string) string {
 // a node the account's sessions never reach.
 func (h *homes) lookup(ctx context.Context, accountID string) (string, error) {
 	name, err := h.dir.HomeNode(ctx, accountID)
-	if err != nil && !errors.Is(err, directory.ErrNotFound) {
-		return "", err
-	}
-	if name == "" {
+	if errors.Is(err, directory.ErrNotFound) {
+		// No such account: nothing to record.
 		return h.byHash(accountID), nil
 	}
-	return name, nil
+	if err != nil {
+		return "", err
+	}
+	if name != "" {
+		return name, nil
+	}
+
+	// The first use records the hashed home, so that a back added to
+	// cluster.backs later moves nobody who has used mail already. A
+	// failed write only puts that off to the next use.
+	name = h.byHash(accountID)
+	got, err := h.dir.ClaimHomeNode(ctx, accountID, name)
+	if err != nil {
+		h.log.Warn("home node not recorded", "account", accountID, "node", name, "err", err)
+		return name, nil
+	}
+	h.log.Info("home node recorded", "account", accountID, "node", got)
+	return got, nil
 }
 
 // HomeOf answers the name of the back that holds the account, for the

@@ -1,0 +1,48 @@
+package directory_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/egretair/egret/directory"
+	"github.com/egretair/egret/directory/dirtest"
+)
+
+func TestTheFirstClaimedHomeStays(t *testing.T) {
+	for _, dialect := range dirtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			s := dirtest.Open(t, dialect)
+			ctx := directory.WithActor(context.Background(), "cli:tester")
+			l := &directory.Lifecycle{Store: s, Domain: "egretair.example"}
+			u, err := l.CreateUser(ctx, directory.NewUser{Login: "sunli", DisplayName: "孙丽"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := u.Account.ID
+			if got, err := s.HomeNode(ctx, id); err != nil || got != "" {
+				t.Fatalf("a new account's home: %q, %v; want none", got, err)
+			}
+			if got, err := s.ClaimHomeNode(ctx, id, "b2"); err != nil || got != "b2" {
+				t.Fatalf("first claim: %q, %v; want b2", got, err)
+			}
+			if got, err := s.ClaimHomeNode(ctx, id, "b1"); err != nil || got != "b2" {
+				t.Fatalf("second claim: %q, %v; want the first, b2", got, err)
+			}
+			if got, _ := s.HomeNode(ctx, id); got != "b2" {
+				t.Fatalf("home after two claims: %q, want b2", got)
+			}
+
+			// A home set on purpose is not a claim's to change.
+			if err := s.SetHomeNode(ctx, id, "b3"); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := s.ClaimHomeNode(ctx, id, "b1"); err != nil || got != "b3" {
+				t.Fatalf("claim over a set home: %q, %v; want b3", got, err)
+			}
+			if _, err := s.ClaimHomeNode(ctx, "no-such-account", "b1"); !errors.Is(err, directory.ErrNotFound) {
+				t.Fatalf("claim for no account: %v; want not found", err)
+			}
+		})
+	}
+}
