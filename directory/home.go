@@ -62,3 +62,34 @@ func (s *Store) ClaimHomeNode(ctx context.Context, accountID, node string) (stri
 	}
 	return got, nil
 }
+
+// LeastHomed answers the node among nodes that the fewest accounts
+// name as their home, the first in the order given on a tie. Homes
+// recorded for nodes outside the list are not counted.
+func (s *Store) LeastHomed(ctx context.Context, nodes []string) (string, error) {
+	if len(nodes) == 0 {
+		return "", errors.New("directory: least homed node: no nodes named")
+	}
+	var rows []struct {
+		HomeNode string
+		N        int64
+	}
+	err := s.db.WithContext(ctx).Table("accounts").
+		Select("home_node, COUNT(*) AS n").
+		Where("home_node IN ?", nodes).
+		Group("home_node").Scan(&rows).Error
+	if err != nil {
+		return "", fmt.Errorf("directory: count homes: %w", err)
+	}
+	count := map[string]int64{}
+	for _, r := range rows {
+		count[r.HomeNode] = r.N
+	}
+	best := nodes[0]
+	for _, n := range nodes[1:] {
+		if count[n] < count[best] {
+			best = n
+		}
+	}
+	return best, nil
+}

@@ -46,3 +46,52 @@ func TestTheFirstClaimedHomeStays(t *testing.T) {
 		})
 	}
 }
+
+func TestTheLeastHomedNodeIsPicked(t *testing.T) {
+	for _, dialect := range dirtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			s := dirtest.Open(t, dialect)
+			ctx := directory.WithActor(context.Background(), "cli:tester")
+			l := &directory.Lifecycle{Store: s, Domain: "egretair.example"}
+			var ids []string
+			for _, login := range []string{"wangfang", "lina", "zhangwei", "liuyang"} {
+				u, err := l.CreateUser(ctx, directory.NewUser{Login: login, DisplayName: login})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids = append(ids, u.Account.ID)
+			}
+			backs := []string{"b1", "b2", "b3"}
+			pick := func(want string) {
+				t.Helper()
+				got, err := s.LeastHomed(ctx, backs)
+				if err != nil || got != want {
+					t.Fatalf("least homed: %q, %v; want %s", got, err, want)
+				}
+			}
+
+			home := func(i int, node string) {
+				t.Helper()
+				if err := s.SetHomeNode(ctx, ids[i], node); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			// No homes yet: a tie, which the first back wins.
+			pick("b1")
+			home(0, "b1")
+			pick("b2")
+			home(1, "b2")
+			home(2, "b1")
+			pick("b3")
+
+			// A home on a node no longer listed counts for nobody.
+			home(3, "gone")
+			home(2, "b3")
+			pick("b1")
+			if _, err := s.LeastHomed(ctx, nil); err == nil {
+				t.Fatal("least homed of no nodes: no error")
+			}
+		})
+	}
+}

@@ -191,11 +191,12 @@ func waitBreaker(t *testing.T, front *node, back, state string, limit time.Durat
 	t.Fatalf("breaker for %s is %q after %v, want %s", back, last, limit, state)
 }
 
-// TestFrontRecordsTheHashedHome checks that an account with no
-// recorded home gets one on its first use through a front: a sign-in
-// for one account, a delivery for another. A back added to the list
-// afterwards then moves neither.
-func TestFrontRecordsTheHashedHome(t *testing.T) {
+// TestFrontRecordsTheLeastHomedBack checks that an account with no
+// recorded home gets one on its first use through a front, a sign-in
+// for one account and a delivery for another, and that each goes to
+// the back with the fewest accounts: the first to b1 on the tie, the
+// second to b2.
+func TestFrontRecordsTheLeastHomedBack(t *testing.T) {
 	c := startCluster(t, 2)
 	pw1, pw2 := randomString(t, 20), randomString(t, 20)
 	addr1 := createUser(t, c.front, "huangmin", pw1, 0)
@@ -211,9 +212,9 @@ func TestFrontRecordsTheHashedHome(t *testing.T) {
 	}
 	sendTo(t, c.front, addr2, "first for zhoujie")
 	waitInbox(t, c.front, "zhoujie", pw2, 1, 10*time.Second)
-	for _, a := range []string{addr1, addr2} {
-		if h := homeOf(t, c.dbURL, a); h != "b1" && h != "b2" {
-			t.Errorf("home of %s after its first use: %q, want b1 or b2", a, h)
+	for a, want := range map[string]string{addr1: "b1", addr2: "b2"} {
+		if h := homeOf(t, c.dbURL, a); h != want {
+			t.Errorf("home of %s after its first use: %q, want %s", a, h, want)
 		}
 	}
 }

@@ -63,5 +63,6 @@ func (a *app) accountCmd() *cobra.Command {
 			return nil
 		},
 	})
+	cmd.AddCommand(a.moveHomeCmd())
 	return cmd
 }

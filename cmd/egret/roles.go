@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
@@ -34,13 +33,14 @@ import (
 // LMTP, and IMAP sessions through the fronts' proxy login, from the
 // fronts only. Every node reads the same MySQL database.
 //
-// Home node. Each account's mailboxes live on one back. The column
-// accounts.home_node names it when set; when it is NULL the back is
-// picked by a stable hash (FNV-1a of the account id) over cluster.backs
-// in the order given there, and a front records that pick in
-// home_node the first time it looks the account up, for a sign-in or a
-// delivery. Adding a back to the list thus moves only the accounts
-// that no front has looked up yet.
+// Home node. Each account's mailboxes live on one back, the one the
+// column accounts.home_node names. An account with none gets one the
+// first time a front looks it up, for a sign-in or a delivery: the
+// back in cluster.backs that the fewest accounts name as home, the
+// earliest listed on a tie, claimed so that the first front to write
+// wins. Adding a back to the list moves nobody; new accounts fill it
+// until it holds as many as the others. A home is changed on purpose
+// only, by "egret account move-home", which moves the mail with it.
 //
 // Not yet: a front keeps a mail store of its own for the web mailbox
 // and the quota check at RCPT time, and both read that empty store
@@ -102,13 +102,6 @@ type homes struct {
 	log   *slog.Logger
 }
 
-// byHash answers the back picked for an account with no home_node.
-func (h *homes) byHash(accountID string) string {
-	f := fnv.New32a()
-	f.Write([]byte(accountID))
-	return h.backs[int(f.Sum32()%uint32(len(h.backs)))].Name
-}
-
 // lookup answers the name of the back that holds the account. A
 // database that does not answer is an error rather than a guess: a
 // back takes mail for any account, so a wrong guess would file it on
@@ -116,8 +109,8 @@ func (h *homes) byHash(accountID string) string {
 func (h *homes) lookup(ctx context.Context, accountID string) (string, error) {
 	name, err := h.dir.HomeNode(ctx, accountID)
 	if errors.Is(err, directory.ErrNotFound) {
-		// No such account: nothing to record.
-		return h.byHash(accountID), nil
+		// No such account: nothing to record, and no mail to find.
+		return h.backs[0].Name, nil
 	}
 	if err != nil {
 		return "", err
@@ -126,14 +119,21 @@ func (h *homes) lookup(ctx context.Context, accountID string) (string, error) {
 		return name, nil
 	}
 
-	// The first use records the hashed home, so that a back added to
-	// cluster.backs later moves nobody who has used mail already. A
-	// failed write only puts that off to the next use.
-	name = h.byHash(accountID)
+	// The first use claims the least loaded back. The pick depends on
+	// the other accounts, so it is only good once written: an
+	// unwritten pick could differ from the next one and split the
+	// account's mail over two backs.
+	names := make([]string, len(h.backs))
+	for i, b := range h.backs {
+		names[i] = b.Name
+	}
+	name, err = h.dir.LeastHomed(ctx, names)
+	if err != nil {
+		return "", err
+	}
 	got, err := h.dir.ClaimHomeNode(ctx, accountID, name)
 	if err != nil {
-		h.log.Warn("home node not recorded", "account", accountID, "node", name, "err", err)
-		return name, nil
+		return "", err
 	}
 	h.log.Info("home node recorded", "account", accountID, "node", got)
 	return got, nil

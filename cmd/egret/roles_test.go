@@ -30,18 +30,3 @@ func TestConnectionError(t *testing.T) {
 		})
 	}
 }
-
-func TestHomeByHashIsStable(t *testing.T) {
-	h := &homes{backs: []backNode{{Name: "b1"}, {Name: "b2"}}}
-	seen := map[string]bool{}
-	for _, id := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
-		first := h.byHash(id)
-		if again := h.byHash(id); again != first {
-			t.Fatalf("account %s: %s, then %s", id, first, again)
-		}
-		seen[first] = true
-	}
-	if !seen["b1"] || !seen["b2"] {
-		t.Fatalf("eight accounts all went to %v", seen)
-	}
-}
