@@ -34,6 +34,9 @@ type Server struct {
 	Web http.Handler
 	// Mail reads mailbox facts; nil answers 503 on its route.
 	Mail *mailview.Reader
+	// Facts, when not nil, reads mailbox facts in Mail's place: a
+	// front asks the account's back for them.
+	Facts FactsReader
 
 	// state is starting, ready or stopping.
 	state atomic.Int32

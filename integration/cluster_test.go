@@ -17,11 +17,13 @@ import (
 )
 
 // TestClusterHoldsMailForADeadBack runs one front and two backs as
-// separate processes on one MariaDB database. Mail and IMAP go through
-// the front only. One back is killed: its user's IMAP login answers NO
-// [UNAVAILABLE] while the other's works, and mail for it is accepted
-// and held; once the back is started again on the same data folder,
-// its breaker closes and the held mail arrives.
+// separate processes on one MariaDB database. Mail, IMAP and mailbox
+// facts go through the front only, and a steady load of SMTP sends and
+// IMAP sign-ins to both users runs throughout. One back is killed: its
+// user's IMAP login answers NO [UNAVAILABLE] and its facts 503 while
+// the other user's IMAP and facts work, and mail for it is accepted and
+// held; once the back is started again on the same data folder, its
+// breaker closes and the held mail arrives, each message once.
 func TestClusterHoldsMailForADeadBack(t *testing.T) {
 	c := startCluster(t, 2, "EGRET_CLUSTER_BREAKER_INTERVAL=300ms", "EGRET_QUEUE_RETRY_SCHEDULE=1s")
 	dbURL, front, b2 := c.dbURL, c.front, c.backs[1]
@@ -44,6 +46,25 @@ func TestClusterHoldsMailForADeadBack(t *testing.T) {
 	waitInbox(t, front, p1.LoginName, pw1, 1, 10*time.Second)
 	waitInbox(t, front, p2.LoginName, pw2, 1, 10*time.Second)
 
+	// The front's facts are the backs' mailboxes.
+	for addr, subject := range map[string]string{addr1: "first for one", addr2: "first for two"} {
+		status, _, body := mailboxFacts(t, front, addr)
+		mb, _ := body["mailbox"].(map[string]any)
+		latest, _ := mb["latest"].([]any)
+		if status != http.StatusOK || mb["total"] != float64(1) || len(latest) != 1 {
+			t.Fatalf("facts of %s through the front: %d %v; want 200 with 1 message", addr, status, body)
+		}
+		if got := latest[0].(map[string]any)["subject"]; got != subject {
+			t.Fatalf("facts of %s: latest subject %v, want %q", addr, got, subject)
+		}
+	}
+
+	ld := startLoad(t, front, []loadUser{
+		{addr1, p1.LoginName, pw1},
+		{addr2, p2.LoginName, pw2},
+	}, 100*time.Millisecond)
+	time.Sleep(time.Second)
+
 	// The second back dies.
 	b2.cmd.Process.Kill()
 	<-b2.exited
@@ -59,26 +80,65 @@ func TestClusterHoldsMailForADeadBack(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("login refused as unavailable %v after the kill", time.Since(killed).Round(time.Millisecond))
-	if n, err := inboxCount(front.imapAddr, p1.LoginName, pw1); err != nil || n != 1 {
-		t.Fatalf("the other back's user: %d messages, %v; want 1", n, err)
+	for {
+		status, retry, body := mailboxFacts(t, front, addr2)
+		if status == http.StatusServiceUnavailable {
+			if retry == "" || body["error"] == nil {
+				t.Fatalf("facts of the dead back's user: Retry-After %q, body %v; want both", retry, body)
+			}
+			break
+		}
+		if time.Since(killed) > 5*time.Second {
+			t.Fatalf("5 s after the back died, its user's facts answer %d %v, want 503", status, body)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if status, _, body := mailboxFacts(t, front, addr1); status != http.StatusOK {
+		t.Fatalf("facts of the other back's user: %d %v, want 200", status, body)
+	}
+	if _, err := inboxCount(front.imapAddr, p1.LoginName, pw1); err != nil {
+		t.Fatalf("the other back's user: %v", err)
 	}
 	sendTo(t, front, addr2, "held for two")
 	waitBreaker(t, front, "b2", "open", 5*time.Second)
-	if n, err := inboxCount(front.imapAddr, p1.LoginName, pw1); err != nil || n != 1 {
-		t.Fatalf("the other back's user with a breaker open: %d messages, %v; want 1", n, err)
+	if status, _, body := mailboxFacts(t, front, addr2); status != http.StatusServiceUnavailable {
+		t.Fatalf("facts of the dead back's user with its breaker open: %d %v, want 503", status, body)
 	}
-	if q := front.getJSON(t, "/heartbeat")["queue_size"]; q != float64(1) {
-		t.Fatalf("the front's queue holds %v messages, want the 1 for the dead back", q)
+	if _, err := inboxCount(front.imapAddr, p1.LoginName, pw1); err != nil {
+		t.Fatalf("the other back's user with a breaker open: %v", err)
+	}
+	if q, _ := front.getJSON(t, "/heartbeat")["queue_size"].(float64); q < 1 {
+		t.Fatalf("the front's queue holds %v messages, want at least the one for the dead back", q)
 	}
 
 	// The back comes back on its data folder; the held mail follows.
+	time.Sleep(time.Second)
 	b2 = relaunch(t, b2)
 	back := time.Now()
 	waitBreaker(t, front, "b2", "closed", 5*time.Second)
 	t.Logf("breaker closed %v after the restart", time.Since(back).Round(time.Millisecond))
-	waitInbox(t, front, p2.LoginName, pw2, 2, 10*time.Second)
-	if n, err := inboxCount(front.imapAddr, p1.LoginName, pw1); err != nil || n != 1 {
-		t.Fatalf("the first back's user: %d messages, %v; want 1", n, err)
+	restored := time.Now()
+	time.Sleep(time.Second)
+	ld.stopLoad()
+
+	for _, f := range ld.imapFailures(0) {
+		if !f.at.Before(killed) && !f.at.After(restored) {
+			t.Errorf("the first back's user's IMAP failed %v after the kill: %v",
+				f.at.Sub(killed).Round(time.Millisecond), f.err)
+		}
+	}
+	ld.checkDelivered(t, front, 20*time.Second)
+	got, err := inboxTokens(front.imapAddr, p2.LoginName, pw2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) == 0 {
+		t.Fatal("no load mail reached the second back's user")
+	}
+	status, _, body := mailboxFacts(t, front, addr2)
+	mb, _ := body["mailbox"].(map[string]any)
+	if status != http.StatusOK || mb["total"] != float64(len(got)+2) {
+		t.Fatalf("facts of %s after the restart: %d %v; want 200 with %d messages", addr2, status, body, len(got)+2)
 	}
 }
 

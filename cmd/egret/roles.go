@@ -42,10 +42,14 @@ import (
 // until it holds as many as the others. A home is changed on purpose
 // only, by "egret account move-home", which moves the mail with it.
 //
-// Not yet: a front keeps a mail store of its own for the web mailbox
-// and the quota check at RCPT time, and both read that empty store
-// rather than the account's back, so through a front the web mailbox
-// shows no mail and quotas are not enforced before delivery.
+// Mailbox facts of the API come from the account's back (see
+// mailfacts.go). A front checks no quota at RCPT time: its own store
+// is empty, so the check is the back's, at LMTP, whose 452 the queue
+// retries and whose 552 it bounces.
+//
+// Not yet: the web mailbox on a front reads the front's own, empty,
+// store, so through a front it shows no mail; its sessions are in the
+// shared database, so relaying /mail/ to the account's back is open.
 
 // proxyIdentity is the authentication identity fronts sign in with on
 // a back (see imapd.ProxyLogin).
@@ -350,7 +354,8 @@ func (a *app) addLMTP(tree *node.Tree, ln net.Listener, addr string, accounts ma
 }
 
 // backHTTP lets through only what a back serves on HTTP: its health
-// and its metrics. The API, the web mailbox and sign-in are the
+// and its metrics (its heartbeat and the fronts' mailbox facts are
+// routed before it). The API, the web mailbox and sign-in are the
 // fronts'.
 func backHTTP(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

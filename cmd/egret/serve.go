@@ -184,6 +184,10 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	apiSrv := &api.Server{Store: dir, Importer: importer, Log: log, MaxSnapshotBytes: cfg.HTTP.MaxSnapshotBytes,
 		Lifecycle: life}
 	apiSrv.SSO, apiSrv.Web, apiSrv.Mail, apiSrv.WebURL = signin.sso, signin.web.Handler(), signin.view, signin.url
+	if fr != nil {
+		apiSrv.Facts = &frontFacts{homes: fr.homes, peers: fr.peers,
+			secret: cfg.Cluster.ProxySecret, client: &http.Client{}}
+	}
 
 	// Each service makes its server afresh on every run: a server that
 	// was shut down does not serve again.
@@ -200,6 +204,13 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	if isFront {
 		mux.Handle("/", withOIDC(apiSrv.Handler(), oidcProv))
 	} else {
+		src, err := cfg.proxySources()
+		if err != nil {
+			closeAll(lmtpLn, httpLn, imapLn)
+			return err
+		}
+		mux.Handle("GET "+factsPath+"{account}", &backFacts{dir: dir, view: signin.view,
+			secret: cfg.Cluster.ProxySecret, sources: src, log: log})
 		mux.Handle("/", backHTTP(apiSrv.Handler()))
 	}
 	tree.Add("http", node.Listening(httpLn, nil, func(ctx context.Context, ln net.Listener) error {
@@ -282,6 +293,12 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 			return node.Until(ctx, shutdownGrace, func() error { return srv.ServeTLS(ln) }, srv.Shutdown)
 		}))
 	}
+	// A front's own store is empty: the quota is left to the back's
+	// LMTP, whose 452 the queue retries and whose 552 it bounces.
+	usage := mailUsage(mail)
+	if fr != nil {
+		usage = nil
+	}
 	// SMTP last, so it stops first: transactions in flight finish and
 	// are queued while the queue and the store under it still run.
 	tree.Add("smtp", node.Listening(smtpLn, nil, func(ctx context.Context, ln net.Listener) error {
@@ -290,7 +307,7 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 			Hostname:        cfg.Node.Hostname,
 			MaxMessageBytes: cfg.SMTP.MaxMessageBytes,
 			TLS:             tlsConfig,
-			Usage:           mailUsage(mail),
+			Usage:           usage,
 		}, accounts, q, log)
 		return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) }, srv.Shutdown)
 	}))
