@@ -344,19 +344,11 @@ func (s *Store) Copy(ctx context.Context, accountID, src string, uids []uint32, 
 // (RFC 9208 §4.3.1), and the error wraps ErrOverQuota or
 // ErrTooBigForQuota.
 func (s *Store) CopyWithin(ctx context.Context, accountID string, quota int64, src string, uids []uint32, dst string) (CopyResult, error) {
-	a, err := s.lockAccount(ctx, accountID)
+	a, from, to, err := s.lockPair(ctx, accountID, src, dst)
 	if err != nil {
 		return CopyResult{}, err
 	}
 	defer a.mu.Unlock()
-	from, err := a.source(ctx, src)
-	if err != nil {
-		return CopyResult{}, err
-	}
-	to, err := a.mailbox(dst)
-	if err != nil {
-		return CopyResult{}, err
-	}
 
 	if quota > 0 {
 		var size int64
@@ -428,19 +420,11 @@ func (m *mailbox) addMessages(ctx context.Context, added []*message) error {
 // Move moves messages to another mailbox (RFC 6851): they get new UIDs
 // there and are expunged here.
 func (s *Store) Move(ctx context.Context, accountID, src string, uids []uint32, dst string) (CopyResult, error) {
-	a, err := s.lockAccount(ctx, accountID)
+	a, from, to, err := s.lockPair(ctx, accountID, src, dst)
 	if err != nil {
 		return CopyResult{}, err
 	}
 	defer a.mu.Unlock()
-	from, err := a.source(ctx, src)
-	if err != nil {
-		return CopyResult{}, err
-	}
-	to, err := a.mailbox(dst)
-	if err != nil {
-		return CopyResult{}, err
-	}
 	return s.moveLocked(ctx, a, from, to, uids)
 }
 
@@ -596,4 +580,22 @@ func sortedUIDs(uids []uint32) []uint32 {
 	l := slices.Clone(uids)
 	slices.Sort(l)
 	return slices.Compact(l)
+}
+
+// lockPair locks the account and answers the source and destination
+// mailboxes of a copy or move. On error the account is unlocked.
+func (s *Store) lockPair(ctx context.Context, accountID, src, dst string) (*account, *mailbox, *mailbox, error) {
+	a, err := s.lockAccount(ctx, accountID)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	from, err := a.source(ctx, src)
+	if err == nil {
+		var to *mailbox
+		if to, err = a.mailbox(dst); err == nil {
+			return a, from, to, nil
+		}
+	}
+	a.mu.Unlock()
+	return nil, nil, nil, err
 }
