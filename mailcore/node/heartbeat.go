@@ -28,12 +28,33 @@ type Heartbeat struct {
 	MirrorLagRows *int64 `json:"mirror_lag_rows,omitempty"`
 	// Breakers holds a front's view of each back node.
 	Breakers []BreakerStatus `json:"breakers,omitempty"`
+	// Lease is a back's part in serving its store: active or standby.
+	Lease *LeaseStatus `json:"lease,omitempty"`
 }
 
-// BreakerStatus is the state of a front's breaker for one back node.
+// BreakerStatus is the state of a front's breaker for one back node,
+// or for one member of a back that runs as an active and a standby.
 type BreakerStatus struct {
 	Node  string `json:"node"`
 	State string `json:"state"`
+	// Lease is what the member's last heartbeat said of its lease.
+	Lease *LeaseStatus `json:"lease,omitempty"`
+	// Routed is true for the member a front sends the back's work to.
+	Routed bool `json:"routed,omitempty"`
+}
+
+// LeaseStatus is a back member's lease, as its heartbeat tells it.
+type LeaseStatus struct {
+	// Back is the logical back the member serves (accounts.home_node).
+	Back string `json:"back"`
+	// State is "active" while the member holds the lease and serves
+	// the store, "standby" otherwise.
+	State string `json:"state"`
+	// Fence is the member's fence while active, else the holder's as
+	// last read.
+	Fence uint64 `json:"fence"`
+	// Holder is the node holding the lease, as last read; "" unknown.
+	Holder string `json:"holder,omitempty"`
 }
 
 // HeartbeatHandler serves the heartbeat that beat answers, with the

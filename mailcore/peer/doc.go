@@ -19,6 +19,16 @@
 // heartbeat) closes it or opens it again. A back that comes back is thus
 // used again within OpenFor plus one Interval, without anyone's help.
 //
+// Pairs. A back may run as two members over one store, an active and a
+// standby (see package lease); each member has a breaker of its own,
+// and its heartbeat says whether it holds the lease and under which
+// fence. Calls for the back go to the member that says it is active,
+// with the highest fence among those whose breaker is not open; while
+// none is, Allow answers an *UnavailableError for the back as for an
+// open breaker. A member that stops answering after a takeover thus
+// loses to the new holder at the first heartbeat that reports it,
+// before its own breaker opens.
+//
 // Every transition is logged with the peer and counted in
 // egret_breaker_transitions_total; egret_breaker_state shows the
 // current state, and Status gives it to the front's own heartbeat.

@@ -52,13 +52,25 @@ type Config struct {
 	Client *http.Client
 }
 
-// Peer is one back node.
+// Peer is one back node, or one member of a back that runs as an
+// active and a standby.
 type Peer struct {
-	// Name is the node's name, as accounts' home nodes give it.
+	// Name is the back's name, as accounts' home nodes give it.
 	Name string
+	// Member names this member of a back listed more than once; ""
+	// for a back listed once, whose breaker is then called Name.
+	Member string
 	// Heartbeat is the URL of its heartbeat,
 	// http://HOST:PORT/heartbeat.
 	Heartbeat string
+}
+
+// key answers the name of the peer's breaker.
+func (pr Peer) key() string {
+	if pr.Member != "" {
+		return pr.Member
+	}
+	return pr.Name
 }
 
 // UnavailableError is Allow's answer for a back that is not to be
@@ -85,15 +97,19 @@ var ErrUnavailable = errors.New("peer: back node unavailable")
 // Is lets errors.Is(err, ErrUnavailable) match.
 func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
 
-// Peers holds one breaker per back node. Make it with New.
+// Peers holds one breaker per back node, or per member of a back with
+// a standby. Make it with New.
 type Peers struct {
-	cfg   Config
-	log   *slog.Logger
-	peers []Peer
-	cbs   map[string]*gobreaker.CircuitBreaker[struct{}]
+	cfg     Config
+	log     *slog.Logger
+	peers   []Peer
+	cbs     map[string]*gobreaker.CircuitBreaker[struct{}]
+	members map[string][]string // back -> its members' breakers
 
-	mu   sync.Mutex
-	last map[string]string // peer -> last heartbeat error, for logs
+	mu     sync.Mutex
+	last   map[string]string            // breaker -> last error, for logs
+	leases map[string]*node.LeaseStatus // breaker -> its last heartbeat's lease
+	routed map[string]string            // back -> member last routed to
 }
 
 // New makes the breakers for peers, all closed. reg, when not nil, gets
@@ -131,10 +147,16 @@ func New(cfg Config, peers []Peer, log *slog.Logger, reg prometheus.Registerer) 
 		peers: slices.Clone(peers),
 		cbs:   map[string]*gobreaker.CircuitBreaker[struct{}]{},
 		last:  map[string]string{},
+
+		members: map[string][]string{},
+		leases:  map[string]*node.LeaseStatus{},
+		routed:  map[string]string{},
 	}
 	for _, pr := range peers {
-		p.cbs[pr.Name] = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-			Name: pr.Name,
+		name := pr.key()
+		p.members[pr.Name] = append(p.members[pr.Name], name)
+		p.cbs[name] = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+			Name: name,
 			// One success in half-open closes the breaker.
 			MaxRequests: 1,
 			Timeout:     cfg.OpenFor,
@@ -143,9 +165,9 @@ func New(cfg Config, peers []Peer, log *slog.Logger, reg prometheus.Registerer) 
 			},
 			OnStateChange: p.changed,
 		})
-		metricState.WithLabelValues(pr.Name).Set(0)
+		metricState.WithLabelValues(name).Set(0)
 		for _, to := range []string{"closed", "half-open", "open"} {
-			metricTransitions.WithLabelValues(pr.Name, to).Add(0)
+			metricTransitions.WithLabelValues(name, to).Add(0)
 		}
 	}
 	return p
@@ -179,28 +201,77 @@ func stateValue(s gobreaker.State) int {
 	return 0
 }
 
-// Allow answers nil when peer may be called now, and an
-// *UnavailableError when its breaker is open or no back has that name.
-func (p *Peers) Allow(peer string) error {
-	cb, ok := p.cbs[peer]
+// Route answers the breaker name of the member to call for peer: the
+// back itself when it is listed once, else the member whose heartbeat
+// says it holds the lease, with the highest fence among those whose
+// breaker is not open. A member name is answered as it is. It answers
+// an *UnavailableError when no member is active and reachable.
+func (p *Peers) Route(peer string) (string, error) {
+	ms, ok := p.members[peer]
 	if !ok {
-		return &UnavailableError{Peer: peer, Unknown: true}
+		if _, ok := p.cbs[peer]; ok {
+			return peer, nil
+		}
+		return "", &UnavailableError{Peer: peer, Unknown: true}
 	}
-	if cb.State() == gobreaker.StateOpen {
+	if len(ms) == 1 {
+		return ms[0], nil
+	}
+	// The leases are copied out first: a breaker calls changed, which
+	// takes p.mu, with its own lock held.
+	leases := make([]*node.LeaseStatus, len(ms))
+	p.mu.Lock()
+	for i, m := range ms {
+		leases[i] = p.leases[m]
+	}
+	p.mu.Unlock()
+	best, fence := "", uint64(0)
+	for i, m := range ms {
+		l := leases[i]
+		if l == nil || l.State != "active" || p.cbs[m].State() == gobreaker.StateOpen {
+			continue
+		}
+		if best == "" || l.Fence > fence {
+			best, fence = m, l.Fence
+		}
+	}
+	if best == "" {
+		return "", &UnavailableError{Peer: peer}
+	}
+	return best, nil
+}
+
+// Allow answers nil when peer may be called now, and an
+// *UnavailableError when its breaker is open, when it is a back with a
+// standby and no member is active and reachable, or when no back has
+// that name.
+func (p *Peers) Allow(peer string) error {
+	name, err := p.Route(peer)
+	if err != nil {
+		return err
+	}
+	if p.cbs[name].State() == gobreaker.StateOpen {
 		return &UnavailableError{Peer: peer}
 	}
 	return nil
 }
 
 // Report feeds the outcome of a call to peer to its breaker: nil for a
-// call the back answered, the error for one that shows it unwell. While
-// the breaker is open, outcomes are not counted; in half-open the first
+// call the back answered, the error for one that shows it unwell. For
+// a back with a standby it goes to the member routed to now. While the
+// breaker is open, outcomes are not counted; in half-open the first
 // one decides.
 func (p *Peers) Report(peer string, err error) {
-	cb, ok := p.cbs[peer]
-	if !ok {
+	name, rerr := p.Route(peer)
+	if rerr != nil {
 		return
 	}
+	p.report(name, err)
+}
+
+// report feeds one breaker by its name.
+func (p *Peers) report(peer string, err error) {
+	cb := p.cbs[peer]
 	if err != nil {
 		p.mu.Lock()
 		p.last[peer] = err.Error()
@@ -210,21 +281,37 @@ func (p *Peers) Report(peer string, err error) {
 }
 
 // State answers peer's breaker state: "closed", "half-open" or "open";
-// "" for an unknown peer.
+// "" for an unknown peer. A back with a standby is "open" while no
+// member can be routed to, else in its routed member's state.
 func (p *Peers) State(peer string) string {
-	cb, ok := p.cbs[peer]
-	if !ok {
+	name, err := p.Route(peer)
+	var ue *UnavailableError
+	if errors.As(err, &ue) && !ue.Unknown {
+		return gobreaker.StateOpen.String()
+	}
+	if err != nil {
 		return ""
 	}
-	return cb.State().String()
+	return p.cbs[name].State().String()
 }
 
 // Status answers every breaker's state, in the order of the peers
-// given to New, for the front's heartbeat.
+// given to New, for the front's heartbeat, with each member's lease.
 func (p *Peers) Status() []node.BreakerStatus {
 	out := make([]node.BreakerStatus, 0, len(p.peers))
 	for _, pr := range p.peers {
-		out = append(out, node.BreakerStatus{Node: pr.Name, State: p.State(pr.Name)})
+		name := pr.key()
+		st := node.BreakerStatus{Node: name, State: p.cbs[name].State().String()}
+		if routed, err := p.Route(pr.Name); err == nil && routed == name && pr.Member != "" {
+			st.Routed = true
+		}
+		p.mu.Lock()
+		if l := p.leases[name]; l != nil {
+			c := *l
+			st.Lease = &c
+		}
+		p.mu.Unlock()
+		out = append(out, st)
 	}
 	return out
 }
@@ -246,19 +333,49 @@ func (p *Peers) poll(ctx context.Context, pr Peer) {
 	defer t.Stop()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-		_, err := node.Fetch(pctx, p.cfg.Client, pr.Heartbeat)
+		hb, err := node.Fetch(pctx, p.cfg.Client, pr.Heartbeat)
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
+		name := pr.key()
 		if err != nil {
-			p.log.Debug("heartbeat failed", "peer", pr.Name, "err", err)
+			p.log.Debug("heartbeat failed", "peer", name, "err", err)
 		}
-		p.Report(pr.Name, err)
+		if hb.Node != "" {
+			p.mu.Lock()
+			p.leases[name] = hb.Lease
+			p.mu.Unlock()
+		}
+		p.report(name, err)
+		if pr.Member != "" {
+			p.noteRoute(pr.Name)
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// noteRoute logs a change of the member a back with a standby is routed
+// to, or that none can be.
+func (p *Peers) noteRoute(back string) {
+	to, err := p.Route(back)
+	p.mu.Lock()
+	from := p.routed[back]
+	p.routed[back] = to
+	var fence uint64
+	if l := p.leases[to]; l != nil {
+		fence = l.Fence
+	}
+	p.mu.Unlock()
+	switch {
+	case to == from:
+	case err != nil:
+		p.log.Warn("back unroutable", "peer", back, "from", from, "cause", err)
+	default:
+		p.log.Info("back routed", "peer", back, "member", to, "from", from, "fence", fence)
 	}
 }

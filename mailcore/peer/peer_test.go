@@ -199,3 +199,93 @@ func metricValue(t *testing.T, reg *prometheus.Registry, family, peer, to string
 	t.Fatalf("no series %s{peer=%q,to=%q}", family, peer, to)
 	return 0
 }
+
+// member is a heartbeat server of one member of a back with a
+// standby, whose lease can be changed.
+type member struct {
+	srv   *httptest.Server
+	lease atomic.Pointer[node.LeaseStatus]
+	down  atomic.Bool
+}
+
+func startMember(t *testing.T, state string, fence uint64) *member {
+	m := &member{}
+	m.set(state, fence)
+	m.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m.down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		json.NewEncoder(w).Encode(node.Heartbeat{Node: "m", Role: "back", Healthy: true, Lease: m.lease.Load()})
+	}))
+	t.Cleanup(m.srv.Close)
+	return m
+}
+
+func (m *member) set(state string, fence uint64) {
+	m.lease.Store(&node.LeaseStatus{Back: "b1", State: state, Fence: fence})
+}
+
+func TestBackWithAStandbyRoutesToTheActiveMember(t *testing.T) {
+	one, two := startMember(t, "active", 1), startMember(t, "standby", 1)
+	cfg := Config{Interval: 20 * time.Millisecond, Failures: 3, OpenFor: time.Hour}
+	p := New(cfg, []Peer{
+		{Name: "b1", Member: "b1/1", Heartbeat: one.srv.URL + "/heartbeat"},
+		{Name: "b1", Member: "b1/2", Heartbeat: two.srv.URL + "/heartbeat"},
+	}, slog.New(slog.DiscardHandler), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitRoute := func(want string) {
+		t.Helper()
+		start := time.Now()
+		for {
+			got, err := p.Route("b1")
+			if got == want && err == nil {
+				return
+			}
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("route of b1 = %q, %v; want %q", got, err, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	waitRoute("b1/1")
+	if err := p.Allow("b1"); err != nil {
+		t.Fatalf("Allow with b1/1 active: %v", err)
+	}
+
+	// The standby takes the lease while the former active still
+	// answers as active, as after a pause: the higher fence wins.
+	two.set("active", 2)
+	waitRoute("b1/2")
+
+	// Neither member active: the back is unavailable, as a breaker
+	// that is open.
+	one.set("standby", 2)
+	two.down.Store(true)
+	start := time.Now()
+	for p.Allow("b1") == nil {
+		if time.Since(start) > 2*time.Second {
+			t.Fatal("b1 still allowed with no member active and reachable")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if err := p.Allow("b1"); !errors.Is(err, ErrUnavailable) || p.State("b1") != "open" {
+		t.Fatalf("Allow = %v, State = %q; want unavailable and open", err, p.State("b1"))
+	}
+
+	// The first member takes over again.
+	one.set("active", 3)
+	waitRoute("b1/1")
+	st := p.Status()
+	if len(st) != 2 || st[0].Node != "b1/1" || !st[0].Routed || st[0].Lease == nil || st[0].Lease.Fence != 3 ||
+		st[1].Routed || st[1].State != "open" {
+		t.Fatalf("Status = %+v", st)
+	}
+}

@@ -9,12 +9,13 @@
 // characters written as %XX:
 //
 //	<dir>/
+//	  fence                              fence number of the serving node
 //	  tmp/                               spool for deliveries in flight
 //	  accounts/<account-id>/
 //	    uidvalidity                      last UIDVALIDITY handed out
 //	    subscriptions                    subscribed mailbox names, one a line
 //	    mailboxes/<escaped-name>/
-//	      uidstate                       UIDVALIDITY and UIDNEXT
+//	      uidstate                       UIDVALIDITY, UIDNEXT, writer's fence
 //	      uidvalidity                    UIDVALIDITY, written once
 //	      keywords                       JSON: UID -> keywords
 //	      uidfloor.<n>                   empty; UIDNEXT was at least n
@@ -71,6 +72,19 @@
 // written before the lock is taken and read from an open file after it is
 // released. Watchers registered with Watch are told of every change to a
 // mailbox while the lock is held, in the order the changes happen.
+//
+// # Shared folders
+//
+// The two members of a back node (an active and a standby) may serve
+// one folder in turn. Each opens it with OpenShared, which touches
+// nothing on disk and refuses every operation, since Open would clear
+// the spool of the member serving. Once a member holds the lease
+// (package lease) it calls Take with its fence number: the number goes
+// into <dir>/fence before the member serves, and every operation first
+// checks that the file holds no higher one, so a former writer that
+// wakes up after a pause refuses to write (ErrFenced) even when it
+// cannot reach the database. Take also drops the index held in memory:
+// the other member may have changed everything since.
 //
 // # Use
 //

@@ -147,6 +147,7 @@ func (s *Store) createMailbox(a *account, name string) (*mailbox, error) {
 		dir:       dir,
 		validity:  a.nextValidity(),
 		next:      1,
+		fence:     s.fence.number(),
 		delivered: make(map[string]uint32),
 		watchers:  make(map[uint64]func(Change)),
 	}

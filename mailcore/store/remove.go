@@ -27,6 +27,9 @@ func (s *Store) RemoveAccount(ctx context.Context, accountID string) error {
 	if accountID == "" || strings.ContainsRune(accountID, 0) {
 		return fmt.Errorf("%w: account id %q", ErrBadName, accountID)
 	}
+	if err := s.fence.check(); err != nil {
+		return err
+	}
 
 	s.mu.Lock()
 	if s.closed {

@@ -40,6 +40,9 @@ type Store struct {
 	dir string
 	log *slog.Logger
 
+	// fence, when set, guards a folder shared with a standby node.
+	fence *fenceGuard
+
 	mu       sync.Mutex
 	accounts map[string]*account
 	closed   bool
@@ -70,6 +73,7 @@ type mailbox struct {
 	validity  uint32
 	next      uint32 // UIDNEXT
 	savedNext uint32 // UIDNEXT as last written to uidstate
+	fence     uint64 // the writing node's fence, recorded in uidstate
 	msgs      []*message
 	delivered map[string]uint32 // unique part -> UID, for deliveries
 	watchers  map[uint64]func(Change)
@@ -106,23 +110,31 @@ func Open(dir string, log *slog.Logger) (*Store, error) {
 		}
 	}
 
-	// Spool files left by a crash belong to deliveries that were never
-	// acknowledged; the sender will try again.
-	spool := filepath.Join(dir, "tmp")
-	entries, err := os.ReadDir(spool)
-	if err != nil {
-		return nil, fmt.Errorf("store: read %s: %w", spool, err)
+	if err := recoverDir(dir); err != nil {
+		return nil, err
 	}
-	for _, e := range entries {
-		os.Remove(filepath.Join(spool, e.Name()))
-	}
-	finishRemovals(dir)
-
 	return &Store{
 		dir:      dir,
 		log:      log,
 		accounts: make(map[string]*account),
 	}, nil
+}
+
+// recoverDir clears what a process that served dir before left half
+// done.
+func recoverDir(dir string) error {
+	// Spool files left by a crash belong to deliveries that were never
+	// acknowledged; the sender will try again.
+	spool := filepath.Join(dir, "tmp")
+	entries, err := os.ReadDir(spool)
+	if err != nil {
+		return fmt.Errorf("store: read %s: %w", spool, err)
+	}
+	for _, e := range entries {
+		os.Remove(filepath.Join(spool, e.Name()))
+	}
+	finishRemovals(dir)
+	return nil
 }
 
 // Close releases the store. Operations after Close fail with ErrClosed.
@@ -146,6 +158,11 @@ func (s *Store) lockAccount(ctx context.Context, id string) (*account, error) {
 		return nil, fmt.Errorf("%w: account id %q", ErrBadName, id)
 	}
 
+	// Reads are checked too: a node that lost the folder must not
+	// answer from an index another node has moved past.
+	if err := s.fence.check(); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -288,6 +305,7 @@ func (s *Store) loadMailbox(a *account, name, dir string) (*mailbox, error) {
 	m := &mailbox{
 		name:      name,
 		dir:       dir,
+		fence:     s.fence.number(),
 		delivered: make(map[string]uint32),
 		watchers:  make(map[uint64]func(Change)),
 	}
@@ -562,6 +580,11 @@ func (m *mailbox) saveValidityOnce() (bool, error) {
 func (m *mailbox) saveState() error {
 	data := fmt.Sprintf("egret-uidstate 1\nuidvalidity %d\nuidnext %d\n",
 		m.validity, m.next)
+	if m.fence != 0 {
+		// Which holder of a shared folder wrote last; older
+		// readers skip the line.
+		data += fmt.Sprintf("fence %d\n", m.fence)
+	}
 	if err := writeFileSynced(filepath.Join(m.dir, "uidstate"), []byte(data)); err != nil {
 		return err
 	}

@@ -1,0 +1,153 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func openFenced(t *testing.T, dir string, f Fence) *Store {
+	t.Helper()
+	st, err := OpenShared(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Take(f); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestFencedStoreRefusesWritesOnceANewerHolderOpensTheFolder(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	lost := make(chan struct{}, 1)
+	old := openFenced(t, dir, Fence{Number: 1, Lost: func() { lost <- struct{}{} }})
+	deliver(t, old, "q-before", "Subject: before\r\n\r\nbody\r\n")
+
+	// The new holder reads the folder from disk: the old holder's
+	// delivery is there, and a retry of it is dropped as a duplicate.
+	cur := openFenced(t, dir, Fence{Number: 2})
+	res, err := cur.Deliver(ctx, "q-before", []string{acct}, bytes.NewBufferString("Subject: before\r\n\r\nbody\r\n"))
+	if err != nil || !res[0].Duplicate {
+		t.Fatalf("retry on the new holder = %+v, %v; want a duplicate", res, err)
+	}
+
+	refusals := map[string]func() error{
+		"delivery": func() error {
+			_, err := old.Deliver(ctx, "q-late", []string{acct}, bytes.NewBufferString("Subject: late\r\n\r\nx\r\n"))
+			return err
+		},
+		"append": func() error {
+			_, _, err := old.Append(ctx, acct, Inbox, strings.NewReader("Subject: a\r\n\r\nx\r\n"), nil, time.Time{})
+			return err
+		},
+		"flag change": func() error {
+			_, err := old.StoreFlags(ctx, acct, Inbox, []uint32{1}, FlagsAdd, []string{`\Seen`})
+			return err
+		},
+		"expunge": func() error {
+			_, err := old.Expunge(ctx, acct, Inbox, []uint32{1})
+			return err
+		},
+		"create":  func() error { return old.Create(ctx, acct, "Projects") },
+		"copy":    func() error { _, err := old.Copy(ctx, acct, Inbox, []uint32{1}, "Trash"); return err },
+		"removal": func() error { return old.RemoveAccount(ctx, acct) },
+	}
+	for name, do := range refusals {
+		if err := do(); !errors.Is(err, ErrFenced) {
+			t.Errorf("%s by the former holder = %v, want ErrFenced", name, err)
+		}
+	}
+	select {
+	case <-lost:
+	case <-time.After(time.Second):
+		t.Error("the former holder was not told it lost the folder")
+	}
+
+	// Nothing the former holder tried reached the disk.
+	snap, err := cur.Messages(ctx, acct, Inbox)
+	if err != nil || len(snap.Messages) != 1 {
+		t.Fatalf("INBOX on the new holder: %d messages, %v; want the one delivered before", len(snap.Messages), err)
+	}
+	if snap.Messages[0].Flags != nil && len(snap.Messages[0].Flags) > 0 {
+		t.Errorf("flags changed by the former holder: %v", snap.Messages[0].Flags)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "accounts", acct, "mailboxes", "Projects")); err == nil {
+		t.Error("mailbox created by the former holder")
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "fence"))
+	if string(b) != "2\n" {
+		t.Errorf("fence file holds %q, want 2", b)
+	}
+
+	// The new holder records its fence with the changes it writes.
+	if err := cur.Create(ctx, acct, "Projects"); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.ReadFile(filepath.Join(dir, "accounts", acct, "mailboxes", "Projects", "uidstate"))
+	if !strings.Contains(string(st), "fence 2\n") {
+		t.Errorf("uidstate %q records no fence 2", st)
+	}
+}
+
+func TestFencedStoreOpenRefusesALowerFence(t *testing.T) {
+	dir := t.TempDir()
+	openFenced(t, dir, Fence{Number: 5})
+	st, err := OpenShared(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Take(Fence{Number: 4}); !errors.Is(err, ErrFenced) {
+		t.Fatalf("take under a lower fence = %v, want ErrFenced", err)
+	}
+	if err := st.EnsureAccount(context.Background(), acct); !errors.Is(err, ErrFenced) {
+		t.Fatalf("login on a store never taken = %v, want ErrFenced", err)
+	}
+}
+
+func TestSharedStoreStandsByAndTakesOverWithAFreshIndex(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	a := openFenced(t, dir, Fence{Number: 1})
+	deliver(t, a, "q-1", "Subject: one\r\n\r\nx\r\n")
+	if _, err := a.Messages(ctx, acct, Inbox); err != nil {
+		t.Fatal(err)
+	}
+	a.Stand()
+	if _, err := a.Messages(ctx, acct, Inbox); !errors.Is(err, ErrFenced) {
+		t.Fatalf("read while standing by = %v, want ErrFenced", err)
+	}
+
+	// Another member writes meanwhile; a's index in memory is stale.
+	b := openFenced(t, dir, Fence{Number: 2})
+	deliver(t, b, "q-2", "Subject: two\r\n\r\nx\r\n")
+	b.Stand()
+
+	if err := a.Take(Fence{Number: 3}); err != nil {
+		t.Fatal(err)
+	}
+	uid := deliver(t, a, "q-3", "Subject: three\r\n\r\nx\r\n")
+	snap, err := a.Messages(ctx, acct, Inbox)
+	if err != nil || len(snap.Messages) != 3 || uid != 3 {
+		t.Fatalf("after taking over again: %d messages, new UID %d, %v; want 3 and UID 3", len(snap.Messages), uid, err)
+	}
+}
+
+func TestFencedStoreAsksItsLeaseBeforeEveryChange(t *testing.T) {
+	dir := t.TempDir()
+	var sure error
+	st := openFenced(t, dir, Fence{Number: 1, Holding: func() error { return sure }})
+	deliver(t, st, "q-1", "Subject: one\r\n\r\nx\r\n")
+	sure = errors.New("lease not renewed for 6s")
+	_, err := st.Deliver(context.Background(), "q-2", []string{acct}, strings.NewReader("Subject: two\r\n\r\nx\r\n"))
+	if !errors.Is(err, ErrFenced) {
+		t.Fatalf("delivery with the lease unsure = %v, want ErrFenced", err)
+	}
+}
