@@ -49,12 +49,20 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // writeStoreError answers for an error from the directory: not found is
 // the caller's 404, anything else is logged and answered as a temporary
 // failure, since it is almost always the database being unreachable.
+// While the primary database is down (directory.ErrUnavailable) the
+// change was not made, and the answer says to try again.
 func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
 		writeError(w, http.StatusNotFound, codeNotFound, err.Error())
 	case errors.Is(err, directory.ErrBadFilter):
 		writeError(w, http.StatusBadRequest, codeBadRequest, err.Error())
+	case errors.Is(err, directory.ErrUnavailable):
+		s.log().Warn("request refused: primary database down", slog.String("path", r.URL.Path),
+			slog.Any("err", err))
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable,
+			"the primary database is down; nothing was changed; try again shortly")
 	default:
 		s.log().Error("request failed", slog.String("path", r.URL.Path), slog.Any("err", err))
 		w.Header().Set("Retry-After", "5")

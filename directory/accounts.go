@@ -43,13 +43,15 @@ func (s *Store) LookupAddress(ctx context.Context, address string) (MailAccount,
 		Login      string
 		QuotaBytes int64
 	}
-	err := s.db.WithContext(ctx).
-		Table("accounts").
-		Select("accounts.id, accounts.address, people.login, accounts.quota_bytes").
-		Joins("LEFT JOIN people ON people.id = accounts.person_id").
-		Where("(accounts.address = ? OR accounts.id IN (SELECT account_id FROM aliases WHERE address = ?))"+
-			" AND accounts.status = ?", addr, addr, AccountEnabled).
-		Take(&row).Error
+	// Mail for an address is delivered even while the primary is down.
+	err := s.Read(ctx, func(db *gorm.DB) error {
+		return db.Table("accounts").
+			Select("accounts.id, accounts.address, people.login, accounts.quota_bytes").
+			Joins("LEFT JOIN people ON people.id = accounts.person_id").
+			Where("(accounts.address = ? OR accounts.id IN (SELECT account_id FROM aliases WHERE address = ?))"+
+				" AND accounts.status = ?", addr, addr, AccountEnabled).
+			Take(&row).Error
+	})
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return MailAccount{}, ErrNotFound
 	}
@@ -62,7 +64,15 @@ func (s *Store) LookupAddress(ctx context.Context, address string) (MailAccount,
 // Authenticate checks a user name, which is a login or a mail address,
 // and a password, and answers the enabled account they belong to.
 func (s *Store) Authenticate(ctx context.Context, username, password string) (MailAccount, error) {
-	acct, person, err := s.FindAccount(ctx, username)
+	// Sign-in reads from a replica when it may: logins go on while the
+	// primary is down, with a password at most the allowed lag old.
+	var acct *Account
+	var person *Person
+	err := s.Read(ctx, func(db *gorm.DB) error {
+		var err error
+		acct, person, err = findAccount(db, username)
+		return err
+	})
 	if errors.Is(err, ErrNotFound) {
 		CheckPassword(dummyHash(), password)
 		return MailAccount{}, ErrBadCredentials
@@ -89,7 +99,11 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Ma
 // login (compared without regard to case), and answers its owner too
 // (nil for an account with no person).
 func (s *Store) FindAccount(ctx context.Context, who string) (*Account, *Person, error) {
-	db := s.db.WithContext(ctx)
+	return findAccount(s.db.WithContext(ctx), who)
+}
+
+// findAccount is FindAccount on db.
+func findAccount(db *gorm.DB, who string) (*Account, *Person, error) {
 	key := strings.ToLower(strings.TrimSpace(who))
 	if key == "" {
 		return nil, nil, ErrNotFound

@@ -22,6 +22,14 @@
 // to the change log in the same transaction, so a mirror that follows the
 // log never misses a change and never sees one that was rolled back.
 //
+// On MySQL/MariaDB the store may have replicas (WithReplicas). The reads
+// of the mail and login paths (Authenticate, LookupAddress, ExpandList,
+// HomeNode, VerifyAPIKey) go through Read, which prefers a healthy
+// replica, so they go on while the primary is down; all else uses the
+// primary, and while it is down fails at once with ErrUnavailable,
+// having changed nothing. Health answers what the checker last saw of
+// each database.
+//
 // Lifecycle makes the changes the account-lifecycle API asks for, one
 // transaction each, logging who made each change and the record before
 // and after it; Audit reads that trail back. A deleted account is kept,

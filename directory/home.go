@@ -5,16 +5,35 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 
 	"gorm.io/gorm"
 )
 
 // HomeNode answers the back node recorded for an account, or "" when
-// none is: the front then picks one from the account's id.
+// none is: the front then claims the least homed back for it.
+// It reads from a replica when it may, so mail is routed while the
+// primary is down.
 func (s *Store) HomeNode(ctx context.Context, accountID string) (string, error) {
+	return homeNode(ctx, accountID, s.Read)
+}
+
+// PrimaryHomeNode is HomeNode read from the primary only, for those
+// about to change where the mail is (a move, a purge): a replica that
+// lags could name the home the account had before its last move.
+func (s *Store) PrimaryHomeNode(ctx context.Context, accountID string) (string, error) {
+	return homeNode(ctx, accountID, func(ctx context.Context, fn func(*gorm.DB) error) error {
+		return fn(s.db.WithContext(ctx))
+	})
+}
+
+// homeNode is HomeNode through read.
+func homeNode(ctx context.Context, accountID string, read func(context.Context, func(*gorm.DB) error) error) (string, error) {
 	var row struct{ HomeNode sql.NullString }
-	err := s.db.WithContext(ctx).Table("accounts").
-		Select("home_node").Where("id = ?", accountID).Take(&row).Error
+	err := read(ctx, func(db *gorm.DB) error {
+		return db.Table("accounts").
+			Select("home_node").Where("id = ?", accountID).Take(&row).Error
+	})
 	if errors.Is(err, gorm.ErrRecordNotFound) {
 		return "", ErrNotFound
 	}
@@ -56,7 +75,8 @@ func (s *Store) ClaimHomeNode(ctx context.Context, accountID, node string) (stri
 	if err != nil {
 		return "", fmt.Errorf("directory: claim home node of %s: %w", accountID, err)
 	}
-	got, err := s.HomeNode(ctx, accountID)
+	// The claim is read back from the primary, which holds it now.
+	got, err := homeNode(ctx, accountID, s.ReadPrimaryFirst)
 	if err != nil {
 		return "", err
 	}
@@ -70,26 +90,89 @@ func (s *Store) LeastHomed(ctx context.Context, nodes []string) (string, error) 
 	if len(nodes) == 0 {
 		return "", errors.New("directory: least homed node: no nodes named")
 	}
+	b, err := countHomes(s.db.WithContext(ctx), nodes)
+	if err != nil {
+		return "", err
+	}
+	return b.least(), nil
+}
+
+// SetHomeBacks names the back nodes that accounts are homed on when
+// they are created, in the order of the cluster's configuration; nil,
+// as on a node that is not part of a cluster, leaves new accounts
+// without a home. It is set once, before the store is used.
+func (s *Store) SetHomeBacks(nodes []string) {
+	s.homeBacks = slices.Clone(nodes)
+}
+
+// AssignHomes records a home for each of the accounts ids, just
+// created within tx: the back among those SetHomeBacks named that the
+// fewest accounts name as home, the earliest on a tie, counting the
+// ones given before it. The homes are counted once, so an import of
+// thousands of accounts costs one count and a few updates. Accounts
+// that have a home keep it. With no backs named it does nothing.
+func (s *Store) AssignHomes(tx *gorm.DB, ids []string) error {
+	if len(s.homeBacks) == 0 || len(ids) == 0 {
+		return nil
+	}
+	b, err := countHomes(tx, s.homeBacks)
+	if err != nil {
+		return err
+	}
+	picked := map[string][]string{}
+	for _, id := range ids {
+		n := b.least()
+		picked[n] = append(picked[n], id)
+		b.count[n]++
+	}
+	for _, n := range b.nodes {
+		for chunk := range slices.Chunk(picked[n], homeBatch) {
+			err := tx.Table("accounts").Where("id IN ? AND home_node IS NULL", chunk).
+				Update("home_node", n).Error
+			if err != nil {
+				return fmt.Errorf("directory: assign homes on %s: %w", n, err)
+			}
+		}
+	}
+	return nil
+}
+
+// homeBatch bounds the accounts one update of homes names.
+const homeBatch = 1000
+
+// homeCounts are the accounts homed on each of some nodes.
+type homeCounts struct {
+	nodes []string
+	count map[string]int64
+}
+
+// countHomes counts the accounts homed on each of nodes.
+func countHomes(db *gorm.DB, nodes []string) (homeCounts, error) {
 	var rows []struct {
 		HomeNode string
 		N        int64
 	}
-	err := s.db.WithContext(ctx).Table("accounts").
+	err := db.Table("accounts").
 		Select("home_node, COUNT(*) AS n").
 		Where("home_node IN ?", nodes).
 		Group("home_node").Scan(&rows).Error
 	if err != nil {
-		return "", fmt.Errorf("directory: count homes: %w", err)
+		return homeCounts{}, fmt.Errorf("directory: count homes: %w", err)
 	}
-	count := map[string]int64{}
+	b := homeCounts{nodes: nodes, count: map[string]int64{}}
 	for _, r := range rows {
-		count[r.HomeNode] = r.N
+		b.count[r.HomeNode] = r.N
 	}
-	best := nodes[0]
-	for _, n := range nodes[1:] {
-		if count[n] < count[best] {
+	return b, nil
+}
+
+// least answers the node with the fewest accounts, the first on a tie.
+func (b homeCounts) least() string {
+	best := b.nodes[0]
+	for _, n := range b.nodes[1:] {
+		if b.count[n] < b.count[best] {
 			best = n
 		}
 	}
-	return best, nil
+	return best
 }

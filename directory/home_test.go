@@ -95,3 +95,48 @@ func TestTheLeastHomedNodeIsPicked(t *testing.T) {
 		})
 	}
 }
+
+// TestANewAccountIsHomedOnTheLeastLoadedBack opens accounts on a
+// directory of a cluster with two backs: each lands on the back with
+// fewer accounts, the earlier listed on a tie, and a directory with no
+// backs named, as on a node of role all, leaves the home unset.
+func TestANewAccountIsHomedOnTheLeastLoadedBack(t *testing.T) {
+	for _, dialect := range dirtest.Dialects {
+		t.Run(dialect, func(t *testing.T) {
+			s := dirtest.Open(t, dialect)
+			ctx := directory.WithActor(context.Background(), "cli:tester")
+			l := &directory.Lifecycle{Store: s, Domain: "egretair.example"}
+			create := func(login string) string {
+				t.Helper()
+				u, err := l.CreateUser(ctx, directory.NewUser{Login: login, DisplayName: login})
+				if err != nil {
+					t.Fatal(err)
+				}
+				h, err := s.HomeNode(ctx, u.Account.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return h
+			}
+			if h := create("sunli"); h != "" {
+				t.Fatalf("home with no backs named: %q, want none", h)
+			}
+
+			s.SetHomeBacks([]string{"b1", "b2"})
+			if h := create("zhoujie"); h != "b1" {
+				t.Fatalf("home on a tie: %q, want b1, the earlier listed", h)
+			}
+			if h := create("huangmin"); h != "b2" {
+				t.Fatalf("home with b1 holding one: %q, want b2", h)
+			}
+			// Postmaster mailboxes are accounts too.
+			pm, err := l.EnsurePostmaster(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h, _ := s.HomeNode(ctx, pm.ID); h != "b1" {
+				t.Fatalf("postmaster's home: %q, want b1", h)
+			}
+		})
+	}
+}

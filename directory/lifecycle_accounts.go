@@ -158,6 +158,9 @@ func (l *Lifecycle) CreateUser(ctx context.Context, in NewUser) (*User, error) {
 		if err := tx.Create(&a).Error; err != nil {
 			return err
 		}
+		if err := l.Store.AssignHomes(tx, []string{a.ID}); err != nil {
+			return err
+		}
 		if err := l.logChange(tx, EntityPerson, p.ID, OpCreate, nil, p); err != nil {
 			return err
 		}

@@ -222,8 +222,20 @@ type ListExpansion struct {
 // ExpandList resolves a list address to the accounts it reaches now and
 // says whether sender may post to it. ErrNotFound when address is no
 // list. A list whose owner is gone reaches nobody.
+// It reads from a replica when it may, so lists deliver while the
+// primary is down.
 func (s *Store) ExpandList(ctx context.Context, address, sender string) (*ListExpansion, error) {
-	db := s.db.WithContext(ctx)
+	var exp *ListExpansion
+	err := s.Read(ctx, func(db *gorm.DB) error {
+		var err error
+		exp, err = s.expandList(db, address, sender)
+		return err
+	})
+	return exp, err
+}
+
+// expandList is ExpandList on db.
+func (s *Store) expandList(db *gorm.DB, address, sender string) (*ListExpansion, error) {
 	var ml MailList
 	err := db.Where("address = ?", NormAddress(address)).Take(&ml).Error
 	if errors.Is(err, gorm.ErrRecordNotFound) {

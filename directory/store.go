@@ -10,20 +10,31 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
-	"gorm.io/driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
 	"github.com/egretair/egret/migrations"
 )
 
-// Store is the directory's database.
+// Store is the directory's database: one server, or on MySQL/MariaDB a
+// primary with replicas (see replica.go).
 type Store struct {
 	db      *gorm.DB
 	dialect migrations.Dialect
+
+	// primary and replicas are set on MySQL/MariaDB only.
+	primary  *database
+	replicas []*database
+	maxLag   time.Duration
+	stop     chan struct{}
+	stopOnce sync.Once
+
+	// homeBacks are the backs new accounts are homed on (home.go).
+	homeBacks []string
 }
 
 // ErrNotFound is answered when a record does not exist.
@@ -32,9 +43,9 @@ var ErrNotFound = errors.New("directory: not found")
 // Open connects to the database that rawURL names and applies any
 // migrations it lacks. rawURL is "sqlite:PATH" or
 // "mysql://USER:PASS@tcp(HOST:PORT)/DB". The folder of a SQLite file is
-// made if missing.
-func Open(ctx context.Context, rawURL string) (*Store, error) {
-	s, err := Connect(rawURL)
+// made if missing. WithReplicas adds MySQL/MariaDB replicas.
+func Open(ctx context.Context, rawURL string, opts ...Option) (*Store, error) {
+	s, err := Connect(rawURL, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -47,53 +58,82 @@ func Open(ctx context.Context, rawURL string) (*Store, error) {
 
 // Connect is Open without the migrations, for `egret migrate status` and
 // for tools that must not change the schema.
-func Connect(rawURL string) (*Store, error) {
+func Connect(rawURL string, opts ...Option) (*Store, error) {
+	o := newOptions(opts)
 	dialect, dsn, err := ParseURL(rawURL)
 	if err != nil {
 		return nil, err
 	}
+	if dialect == migrations.MySQL {
+		return connectMySQL(dsn, o)
+	}
+	if len(o.replicas) > 0 {
+		return nil, errors.New("directory: replicas need a MySQL/MariaDB primary")
+	}
 
-	cfg := &gorm.Config{
-		Logger:                 logger.Discard,
-		SkipDefaultTransaction: true,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
-	}
-	var db *gorm.DB
-	switch dialect {
-	case migrations.SQLite:
-		if dir := filepath.Dir(dsn); dir != "" {
-			if err := os.MkdirAll(dir, 0o750); err != nil {
-				return nil, fmt.Errorf("directory: database folder: %w", err)
-			}
+	if dir := filepath.Dir(dsn); dir != "" {
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, fmt.Errorf("directory: database folder: %w", err)
 		}
-		// WAL lets readers go on while a writer works; foreign keys are
-		// off in SQLite unless asked for; busy_timeout makes a second
-		// writer wait instead of failing at once.
-		q := "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)" +
-			"&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)"
-		db, err = gorm.Open(sqlite.Open(dsn+q), cfg)
-	case migrations.MySQL:
-		db, err = gorm.Open(mysql.Open(dsn), cfg)
 	}
+	// WAL lets readers go on while a writer works; foreign keys are
+	// off in SQLite unless asked for; busy_timeout makes a second
+	// writer wait instead of failing at once.
+	q := "?_pragma=foreign_keys(1)&_pragma=journal_mode(WAL)" +
+		"&_pragma=busy_timeout(10000)&_pragma=synchronous(FULL)"
+	db, err := gorm.Open(sqlite.Open(dsn+q), gormConfig())
 	if err != nil {
 		return nil, fmt.Errorf("directory: open database: %w", err)
 	}
-
 	sqlDB, err := db.DB()
 	if err != nil {
 		return nil, fmt.Errorf("directory: open database: %w", err)
 	}
-	if dialect == migrations.SQLite {
-		// One writer at a time is all SQLite allows; one connection
-		// keeps gorm's pool from meeting SQLITE_BUSY on upgrade of a
-		// read transaction.
-		sqlDB.SetMaxOpenConns(1)
-	} else {
-		sqlDB.SetMaxOpenConns(32)
-		sqlDB.SetMaxIdleConns(8)
-		sqlDB.SetConnMaxLifetime(5 * time.Minute)
-	}
+	// One writer at a time is all SQLite allows; one connection keeps
+	// gorm's pool from meeting SQLITE_BUSY on upgrade of a read
+	// transaction.
+	sqlDB.SetMaxOpenConns(1)
 	return &Store{db: db, dialect: dialect}, nil
+}
+
+// connectMySQL opens the primary and the replicas, checks each once,
+// and starts the checker.
+func connectMySQL(dsn string, o options) (*Store, error) {
+	s := &Store{dialect: migrations.MySQL, maxLag: o.maxLag}
+	var err error
+	if s.primary, err = newDatabase(dsn, "primary", RolePrimary); err != nil {
+		return nil, fmt.Errorf("directory: open database: %w", err)
+	}
+	if s.replicas, err = o.replicaDatabases(); err != nil {
+		s.primary.sql.Close()
+		return nil, err
+	}
+	for _, d := range s.all() {
+		if err == nil {
+			err = d.openGorm(gormConfig())
+		}
+	}
+	if err != nil {
+		for _, d := range s.all() {
+			d.sql.Close()
+		}
+		return nil, fmt.Errorf("directory: open database: %w", err)
+	}
+	s.db = s.primary.db
+	if len(s.replicas) > 0 {
+		s.checkAll()
+	}
+	s.stop = make(chan struct{})
+	go s.checker(s.stop)
+	return s, nil
+}
+
+func gormConfig() *gorm.Config {
+	return &gorm.Config{
+		Logger:                 logger.Discard,
+		SkipDefaultTransaction: true,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	}
 }
 
 // ParseURL splits a database URL into its dialect and the driver's
@@ -118,6 +158,12 @@ func ParseURL(rawURL string) (migrations.Dialect, string, error) {
 		params.Set("loc", "UTC")
 		params.Set("charset", "utf8mb4")
 		params.Set("collation", "utf8mb4_bin")
+		// A primary that is gone must not hold callers for the
+		// driver's default dial wait; loopback refuses at once, a
+		// hung host does not.
+		if !strings.Contains(dsn, "timeout=") {
+			params.Set("timeout", "2s")
+		}
 		sep := "?"
 		if strings.Contains(dsn, "?") {
 			sep = "&"
@@ -171,8 +217,15 @@ func (s *Store) DB() *gorm.DB { return s.db }
 // SQL answers the database/sql handle underneath.
 func (s *Store) SQL() (*sql.DB, error) { return s.db.DB() }
 
-// Close closes the database connections.
+// Close stops the health checks and closes the database connections.
 func (s *Store) Close() error {
+	if s.primary != nil {
+		s.stopOnce.Do(func() { close(s.stop) })
+		for _, r := range s.replicas {
+			r.sql.Close()
+		}
+		return s.primary.sql.Close()
+	}
 	sqlDB, err := s.db.DB()
 	if err != nil {
 		return err

@@ -59,6 +59,16 @@ func (pl *plan) apply(tx *gorm.DB, maxParams int) error {
 	return nil
 }
 
+// createdAccounts answers the ids of the accounts the plan opens, in
+// the order it opens them, for their homes.
+func (pl *plan) createdAccounts() []string {
+	ids := make([]string, len(pl.accountCreates))
+	for i, a := range pl.accountCreates {
+		ids[i] = a.ID
+	}
+	return ids
+}
+
 // aliasBatch bounds the addresses one look-up of aliases names.
 const aliasBatch = 500
 

@@ -172,6 +172,9 @@ func (imp *Importer) run(ctx context.Context, j job) (*Report, error) {
 		if err := pl.apply(tx, params); err != nil {
 			return err
 		}
+		if err := imp.Store.AssignHomes(tx, pl.createdAccounts()); err != nil {
+			return err
+		}
 		if j.approve != nil {
 			if err := j.approve.markApplied(tx, actor, now); err != nil {
 				return err

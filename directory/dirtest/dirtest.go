@@ -9,6 +9,10 @@
 // set-up, and are skipped with that reason elsewhere, so `go test` on a
 // laptop without MariaDB still runs the rest. The test command
 // (scripts/test) always sets it.
+//
+// StartPair (pair.go) starts a private MariaDB primary and replica for
+// tests of the store's replicas and of failover; it needs the server
+// programs, not EGRET_TEST_MYSQL_DSN.
 package dirtest
 
 import (

@@ -17,7 +17,11 @@
 //
 // Counters live in memory, per process. Locks are rows of the table
 // login_lockouts, so every node and `egret sso unlock` see the same
-// ones, and a restart does not lift them.
+// ones, and a restart does not lift them. A lock the database cannot
+// take, while its primary is down, is held in this process's memory
+// until it ends instead; `egret sso unlock` does not see it. Check
+// reads the locks through Config.Read, from a replica where there is
+// one, so sign-in goes on during such an outage.
 //
 // A name that is no account is counted under the name itself, so an
 // unknown user and a known one are treated, timed and answered alike.
@@ -59,6 +63,10 @@ type Config struct {
 	Resolve func(ctx context.Context, user string) string
 	// Now answers the time; nil means time.Now.
 	Now func() time.Time
+	// Read runs the lockout lookup of Check, a read that may trail the
+	// primary (directory.Store.Read), so sign-in goes on from a replica
+	// while the primary is down; nil reads db.
+	Read func(ctx context.Context, fn func(db *gorm.DB) error) error
 }
 
 // Guard is a mailcore.LoginGuard over the database.
@@ -69,6 +77,9 @@ type Guard struct {
 
 	mu    sync.Mutex
 	fails map[string]*counter
+	// held are the locks the database did not take, by subject, with
+	// their end.
+	held map[string]time.Time
 }
 
 // counter is the recent failures of one subject.
@@ -120,7 +131,8 @@ func New(cfg Config, db *gorm.DB, log *slog.Logger) *Guard {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Guard{cfg: cfg, db: db, log: log.With("service", "guard"), fails: map[string]*counter{}}
+	return &Guard{cfg: cfg, db: db, log: log.With("service", "guard"), fails: map[string]*counter{},
+		held: map[string]time.Time{}}
 }
 
 var _ mailcore.LoginGuard = (*Guard)(nil)
@@ -196,14 +208,33 @@ func (g *Guard) Check(ctx context.Context, user, remoteIP string) (time.Duration
 	}
 
 	var locked int64
-	err := g.db.WithContext(ctx).Model(&lockRow{}).
-		Where("subject IN ? AND locked_until > ?", []string{acct, addr}, now.UnixMilli()).
-		Count(&locked).Error
+	read := g.cfg.Read
+	if read == nil {
+		read = func(ctx context.Context, fn func(db *gorm.DB) error) error {
+			return fn(g.db.WithContext(ctx))
+		}
+	}
+	err := read(ctx, func(db *gorm.DB) error {
+		return db.Model(&lockRow{}).
+			Where("subject IN ? AND locked_until > ?", []string{acct, addr}, now.UnixMilli()).
+			Count(&locked).Error
+	})
 	if err != nil {
 		// A database outage must not open the door wider: the
 		// sign-in fails as a temporary error instead.
 		return 0, err
 	}
+	g.mu.Lock()
+	for _, s := range []string{acct, addr} {
+		if until, ok := g.held[s]; ok {
+			if now.Before(until) {
+				locked++
+			} else {
+				delete(g.held, s)
+			}
+		}
+	}
+	g.mu.Unlock()
 	if locked > 0 {
 		return wait, mailcore.ErrLocked
 	}
@@ -231,6 +262,11 @@ func (g *Guard) Failed(ctx context.Context, user, remoteIP string) {
 				delete(g.fails, s)
 			}
 		}
+		for s, until := range g.held {
+			if !now.Before(until) {
+				delete(g.held, s)
+			}
+		}
 	}
 	g.mu.Unlock()
 
@@ -254,13 +290,16 @@ func (g *Guard) lock(ctx context.Context, subject, accountID string, n int, now 
 		Columns:   []clause.Column{{Name: "subject"}},
 		DoUpdates: clause.AssignmentColumns([]string{"account_id", "failures", "locked_until", "created_at"}),
 	}).Create(&row).Error
-	if err != nil {
-		g.log.Error("login lock not recorded", slog.String("subject", subject), slog.Any("err", err))
-		return
-	}
 	g.mu.Lock()
+	if err != nil {
+		g.held[subject] = until
+	}
 	delete(g.fails, subject)
 	g.mu.Unlock()
+	if err != nil {
+		g.log.Warn("login lock held in memory only: not recorded in the database",
+			slog.String("subject", subject), slog.Any("err", err))
+	}
 	attrs := []any{slog.String("subject", subject), slog.Time("until", until), slog.Int("failures", n)}
 	if accountID != "" {
 		attrs = append(attrs, slog.String("account", accountID))

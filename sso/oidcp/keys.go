@@ -40,6 +40,10 @@ type Keys struct {
 	// Grace is how long a retired key still verifies; zero means
 	// DefaultKeyGrace.
 	Grace time.Duration
+	// Read runs Published's query as a read that may trail the
+	// primary (directory.Store.Read), so tokens verify while the
+	// primary is down; nil reads DB.
+	Read func(ctx context.Context, fn func(db *gorm.DB) error) error
 }
 
 func (k Keys) grace() time.Duration {
@@ -83,8 +87,16 @@ func (k Keys) Active(ctx context.Context) (Key, error) {
 func (k Keys) Published(ctx context.Context) ([]Key, error) {
 	cutoff := time.Now().UTC().Add(-k.grace())
 	var recs []KeyRecord
-	err := k.DB.WithContext(ctx).Where("retired_at IS NULL OR retired_at > ?", cutoff).
-		Order("created_at DESC").Find(&recs).Error
+	query := func(db *gorm.DB) error {
+		return db.Where("retired_at IS NULL OR retired_at > ?", cutoff).
+			Order("created_at DESC").Find(&recs).Error
+	}
+	var err error
+	if k.Read != nil {
+		err = k.Read(ctx, query)
+	} else {
+		err = query(k.DB.WithContext(ctx))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("oidcp: published keys: %w", err)
 	}

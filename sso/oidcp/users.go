@@ -59,17 +59,19 @@ func (u Users) Find(ctx context.Context, who string) (Identity, error) {
 }
 
 // BySubject answers the identity of a person by id, refusing one who
-// has left or whose account is disabled since the token was issued.
+// has left or whose account is disabled since the token was issued. It
+// reads from a replica when it may, so tokens work while the primary
+// database is down.
 func (u Users) BySubject(ctx context.Context, subject string) (Identity, error) {
-	user, err := u.Store.GetUser(ctx, subject)
+	p, acct, err := u.Store.SignInPerson(ctx, subject)
 	if errors.Is(err, directory.ErrNotFound) {
 		return Identity{}, ErrRefused
 	}
 	if err != nil {
 		return Identity{}, fmt.Errorf("oidcp: person %s: %w", subject, err)
 	}
-	if user.ID != subject || user.Account == nil {
+	if acct == nil {
 		return Identity{}, ErrRefused
 	}
-	return identity(user.Account, &user.Person)
+	return identity(acct, p)
 }

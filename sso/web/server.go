@@ -134,6 +134,18 @@ func (s *Server) sessionCookie() string {
 	return "egret_session"
 }
 
+// SessionCookie names the cookie that carries a signed-in session, for
+// a front that relays the mailbox pages to the node holding the mail.
+func (s *Server) SessionCookie() string { return s.sessionCookie() }
+
+// Unavailable answers the page for a mailbox that cannot be read just
+// now, with status 503 and a hint to try again after retryAfter
+// seconds.
+func (s *Server) Unavailable(w http.ResponseWriter, retryAfter int) {
+	w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	s.fail(w, http.StatusServiceUnavailable, "Try again", "The mailbox is not available just now.")
+}
+
 func (s *Server) preCookie() string {
 	if s.Secure {
 		return "__Host-egret_pre"

@@ -1,0 +1,361 @@
+package directory
+
+// A store on MySQL/MariaDB may have replicas besides its primary: servers
+// that follow the primary by MariaDB replication and are never written
+// to. The store keeps one database value per server and a checker that
+// pings each one every second; on a replica it also reads SHOW SLAVE
+// STATUS, and a replica whose threads have stopped or that trails the
+// primary by more than the allowed lag is marked behind.
+//
+// Writes, and every read that must see the store's own last write, go to
+// the primary. Read (below) is for the lookups that may trail by a
+// second: the account behind a login or an address, lists, home nodes,
+// API keys. It picks a replica that is up and not behind; else the
+// primary while it is up; else a replica that answers at all, behind or
+// not, since a stale answer beats none while the primary is away (a
+// replica's IO thread stops exactly when its primary dies). A read that
+// fails for want of a connection is tried once on the other choice.
+//
+// While the checker finds the primary down, statements on it fail at
+// once with ErrUnavailable instead of waiting for a connect timeout;
+// they reach it again at the first check that finds it back.
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	gmysql "gorm.io/driver/mysql"
+	"gorm.io/gorm"
+
+	"github.com/egretair/egret/migrations"
+)
+
+// ErrUnavailable is answered, wrapped, when the primary database does
+// not answer: the change was not made and may be tried again later.
+var ErrUnavailable = errors.New("directory: database unavailable")
+
+// DefaultMaxReplicaLag is how far a replica may trail the primary and
+// still serve reads, when WithMaxReplicaLag does not say.
+const DefaultMaxReplicaLag = 30 * time.Second
+
+// checkEvery is how often each database is checked.
+const checkEvery = time.Second
+
+// Option configures Open and Connect.
+type Option func(*options)
+
+type options struct {
+	replicas []string
+	maxLag   time.Duration
+}
+
+// WithReplicas names replica databases by URL
+// ("mysql://USER:PASS@tcp(HOST:PORT)/DB"); empty strings are ignored.
+// Replicas need a MySQL/MariaDB primary.
+func WithReplicas(urls ...string) Option {
+	return func(o *options) {
+		for _, u := range urls {
+			if u != "" {
+				o.replicas = append(o.replicas, u)
+			}
+		}
+	}
+}
+
+// WithMaxReplicaLag sets how far a replica may trail the primary and
+// still serve reads first; zero keeps DefaultMaxReplicaLag.
+func WithMaxReplicaLag(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.maxLag = d
+		}
+	}
+}
+
+// Database roles in DatabaseHealth.
+const (
+	RolePrimary = "primary"
+	RoleReplica = "replica"
+)
+
+// DatabaseHealth is one database as the last check found it.
+type DatabaseHealth struct {
+	// Name is "primary", or "replica1", "replica2", ... in the order
+	// configured.
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// Addr is the server's address from its URL.
+	Addr string `json:"addr"`
+	Up   bool   `json:"up"`
+	// Behind is true for a replica that trails by more than the
+	// allowed lag or whose replication threads are not running.
+	Behind bool `json:"behind,omitempty"`
+	// LagSeconds is the replica's Seconds_Behind_Master, -1 when the
+	// server does not know it.
+	LagSeconds float64 `json:"lag_seconds"`
+	// Reads counts the lag-tolerant reads this database answered.
+	Reads uint64 `json:"reads"`
+	// ServesReads marks the database Read asks first now; ServesWrites
+	// marks the primary while it is up.
+	ServesReads  bool   `json:"serves_reads"`
+	ServesWrites bool   `json:"serves_writes"`
+	Error        string `json:"error,omitempty"`
+}
+
+// database is one server of the store and its last known health.
+type database struct {
+	name string
+	role string
+	addr string
+	db   *gorm.DB
+	sql  *sql.DB
+
+	up     atomic.Bool
+	behind atomic.Bool
+	lagMS  atomic.Int64
+	reads  atomic.Uint64
+
+	mu      sync.Mutex
+	lastErr string
+}
+
+// setErr records the outcome of a check.
+func (d *database) setErr(err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.lastErr = ""
+	if err != nil {
+		d.lastErr = err.Error()
+	}
+}
+
+// usable reports whether a replica may serve reads first.
+func (d *database) usable() bool { return d.up.Load() && !d.behind.Load() }
+
+// newDatabase makes the pool of one MySQL/MariaDB server; nothing is
+// dialled yet.
+func newDatabase(dsn, name, role string) (*database, error) {
+	sqlDB, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return nil, err
+	}
+	sqlDB.SetMaxOpenConns(32)
+	sqlDB.SetMaxIdleConns(8)
+	sqlDB.SetConnMaxLifetime(5 * time.Minute)
+	d := &database{name: name, role: role, addr: dsnAddr(dsn), sql: sqlDB}
+	d.up.Store(true)
+	d.lagMS.Store(-1)
+	return d, nil
+}
+
+// openGorm gives d its gorm handle; the primary's pool is gated.
+func (d *database) openGorm(cfg *gorm.Config) error {
+	var pool gorm.ConnPool = d.sql
+	if d.role == RolePrimary {
+		pool = gatedPool{db: d.sql, d: d}
+	}
+	// A replica that is down at start must not stop the node: its
+	// version is not asked for, as nothing but reads run on it.
+	db, err := gorm.Open(gmysql.New(gmysql.Config{Conn: pool,
+		SkipInitializeWithVersion: d.role == RoleReplica}), cfg)
+	if err == nil && d.role == RolePrimary {
+		err = markLostConns(db)
+	}
+	d.db = db
+	return err
+}
+
+// replicaDatabases makes the pools of the replicas o names.
+func (o *options) replicaDatabases() ([]*database, error) {
+	var out []*database
+	for i, u := range o.replicas {
+		dialect, dsn, err := ParseURL(u)
+		if err == nil && dialect != migrations.MySQL {
+			err = fmt.Errorf("directory: replica %s: replicas need MySQL/MariaDB", redact(u))
+		}
+		var d *database
+		if err == nil {
+			d, err = newDatabase(dsn, "replica"+strconv.Itoa(i+1), RoleReplica)
+		}
+		if err != nil {
+			for _, d := range out {
+				d.sql.Close()
+			}
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+// Probe checks once the databases that rawURL and the options name,
+// without gorm and without migrations, for `egret status`, which must
+// answer while the primary is down.
+func Probe(rawURL string, opts ...Option) ([]DatabaseHealth, error) {
+	o := newOptions(opts)
+	dialect, dsn, err := ParseURL(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	if dialect != migrations.MySQL {
+		return (&Store{}).Health(), nil
+	}
+	s := &Store{maxLag: o.maxLag}
+	if s.primary, err = newDatabase(dsn, "primary", RolePrimary); err != nil {
+		return nil, err
+	}
+	if s.replicas, err = o.replicaDatabases(); err != nil {
+		s.primary.sql.Close()
+		return nil, err
+	}
+	defer func() {
+		for _, d := range s.all() {
+			d.sql.Close()
+		}
+	}()
+	return s.CheckHealth(), nil
+}
+
+func newOptions(opts []Option) options {
+	o := options{maxLag: DefaultMaxReplicaLag}
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
+}
+
+// dsnAddr answers the host:port of a go-sql-driver DSN.
+func dsnAddr(dsn string) string {
+	c, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "?"
+	}
+	return c.Addr
+}
+
+// all answers the primary and then the replicas.
+func (s *Store) all() []*database {
+	return append([]*database{s.primary}, s.replicas...)
+}
+
+// readers answers the database a lag-tolerant read asks first and the
+// one it falls back to (nil when there is none).
+func (s *Store) readers() (first, second *database) {
+	if len(s.replicas) == 0 {
+		return s.primary, nil
+	}
+	var live *database
+	for _, r := range s.replicas {
+		if r.usable() {
+			return r, s.primary
+		}
+		if live == nil && r.up.Load() {
+			live = r
+		}
+	}
+	if live == nil {
+		live = s.replicas[0]
+	}
+	if s.primary.up.Load() {
+		return s.primary, live
+	}
+	return live, s.primary
+}
+
+// Read runs fn, a read that may trail the primary by the allowed lag,
+// on the database the store's health picks (see the file comment), and
+// once more on the other one when the first was unreachable. A record
+// a replica does not have is looked for on the primary too, while it is
+// up: an account made a moment ago may not have reached the replica.
+// fn must not write, and must leave what it learnt in its own
+// variables: it may run twice.
+func (s *Store) Read(ctx context.Context, fn func(db *gorm.DB) error) error {
+	if s.primary == nil {
+		return fn(s.db.WithContext(ctx))
+	}
+	first, second := s.readers()
+	err := readOn(ctx, first, fn)
+	switch {
+	case err == nil || second == nil:
+		return err
+	case connLost(err):
+		if err2 := readOn(ctx, second, fn); err2 == nil || !connLost(err2) {
+			return err2
+		}
+		return err
+	case notFound(err) && first.role == RoleReplica && s.primary.up.Load():
+		return readOn(ctx, s.primary, fn)
+	}
+	return err
+}
+
+// notFound reports whether err says a record does not exist.
+func notFound(err error) bool {
+	return errors.Is(err, gorm.ErrRecordNotFound) || errors.Is(err, ErrNotFound)
+}
+
+// ReadPrimaryFirst is Read for reads that should see the latest write
+// when they can (a web session just made): the primary while it is up,
+// a replica only while it is not.
+func (s *Store) ReadPrimaryFirst(ctx context.Context, fn func(db *gorm.DB) error) error {
+	if s.primary == nil || len(s.replicas) == 0 || s.primary.up.Load() {
+		err := fn(s.db.WithContext(ctx))
+		if err == nil || len(s.replicas) == 0 || !connLost(err) {
+			return err
+		}
+	}
+	return s.Read(ctx, fn)
+}
+
+// readOn runs fn on d and counts the read when it was answered.
+func readOn(ctx context.Context, d *database, fn func(db *gorm.DB) error) error {
+	err := fn(d.db.WithContext(ctx))
+	if err == nil || !connLost(err) {
+		d.reads.Add(1)
+	}
+	if err != nil && connLost(err) && !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("%w: %s: %w", ErrUnavailable, d.addr, err)
+	}
+	return err
+}
+
+// Health answers every database of the store as last checked, the
+// primary first. A SQLite store answers one entry that is always up.
+func (s *Store) Health() []DatabaseHealth {
+	if s.primary == nil {
+		return []DatabaseHealth{{Name: "primary", Role: RolePrimary, Addr: "sqlite",
+			Up: true, LagSeconds: -1, ServesReads: true, ServesWrites: true}}
+	}
+	first, _ := s.readers()
+	var out []DatabaseHealth
+	for _, d := range s.all() {
+		d.mu.Lock()
+		e := d.lastErr
+		d.mu.Unlock()
+		lag := float64(-1)
+		if ms := d.lagMS.Load(); ms >= 0 {
+			lag = float64(ms) / 1000
+		}
+		out = append(out, DatabaseHealth{Name: d.name, Role: d.role, Addr: d.addr,
+			Up: d.up.Load(), Behind: d.behind.Load(), LagSeconds: lag,
+			Reads: d.reads.Load(), ServesReads: d == first,
+			ServesWrites: d == s.primary && d.up.Load(), Error: e})
+	}
+	return out
+}
+
+// CheckHealth checks every database now, for tools that open a store
+// only to report on it (egret status).
+func (s *Store) CheckHealth() []DatabaseHealth {
+	if s.primary != nil {
+		s.checkAll()
+	}
+	return s.Health()
+}
