@@ -252,15 +252,16 @@ func waitBreaker(t *testing.T, front *node, back, state string, limit time.Durat
 }
 
 // TestFrontRecordsTheLeastHomedBack checks that an account with no
-// recorded home gets one on its first use through a front, a sign-in
-// for one account and a delivery for another, and that each goes to
-// the back with the fewest accounts: the first to b1 on the tie, the
-// second to b2.
+// recorded home, as an older version left them, gets one on its first
+// use through a front, a sign-in for one account and a delivery for
+// another, and that each goes to the back with the fewest accounts:
+// the first to b1 on the tie, the second to b2.
 func TestFrontRecordsTheLeastHomedBack(t *testing.T) {
 	c := startCluster(t, 2)
 	pw1, pw2 := randomString(t, 20), randomString(t, 20)
 	addr1 := createUser(t, c.front, "huangmin", pw1, 0)
 	addr2 := createUser(t, c.front, "zhoujie", pw2, 0)
+	clearHomes(t, c.dbURL)
 	for _, a := range []string{addr1, addr2} {
 		if h := homeOf(t, c.dbURL, a); h != "" {
 			t.Fatalf("home of %s before any use: %q, want none", a, h)
@@ -294,4 +295,18 @@ func homeOf(t *testing.T, dbURL, address string) string {
 		t.Fatalf("home of %s: %v", address, err)
 	}
 	return home.String
+}
+
+// clearHomes forgets every account's home, as before homes were
+// recorded at creation.
+func clearHomes(t *testing.T, dbURL string) {
+	t.Helper()
+	db, err := sql.Open("mysql", strings.TrimPrefix(dbURL, "mysql://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("UPDATE accounts SET home_node = NULL"); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -135,8 +135,18 @@ func printHeartbeat(w io.Writer, hb node.Heartbeat, err error) {
 	}
 	breakers := append([]node.BreakerStatus(nil), hb.Breakers...)
 	sort.Slice(breakers, func(i, j int) bool { return breakers[i].Node < breakers[j].Node })
+	if l := hb.Lease; l != nil {
+		fmt.Fprintf(w, "  lease       %s %s, fence %d, holder %s\n", l.Back, l.State, l.Fence, l.Holder)
+	}
 	for _, b := range breakers {
-		fmt.Fprintf(w, "  breaker     %s %s\n", b.Node, b.State)
+		line := fmt.Sprintf("  breaker     %s %s", b.Node, b.State)
+		if l := b.Lease; l != nil {
+			line += fmt.Sprintf("  (%s, fence %d)", l.State, l.Fence)
+		}
+		if b.Routed {
+			line += "  routed"
+		}
+		fmt.Fprintln(w, line)
 	}
 }
 

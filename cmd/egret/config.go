@@ -15,6 +15,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/egretair/egret/directory"
 	"github.com/egretair/egret/mailcore/queue"
 	"github.com/egretair/egret/sso/oidcp"
 )
@@ -52,7 +53,7 @@ type NodeConfig struct {
 	// Role is "all" (everything in one process), "front" (SMTP,
 	// submission, HTTP and the queue, with IMAP proxied to the backs)
 	// or "back" (the mail store, reached over LMTP and proxied IMAP).
-	// Name must match the back's name in cluster.backs.
+	// Back must match the back's name in cluster.backs.
 	Role string `toml:"role"`
 	// DataDir holds the SQLite database, the mail store and the
 	// generated TLS certificate.
@@ -63,6 +64,11 @@ type NodeConfig struct {
 	// Name identifies the node to its peers, in heartbeats and log
 	// lines; empty means Hostname.
 	Name string `toml:"name"`
+	// Back is, on a back node, the back it serves, as cluster.backs
+	// and accounts' home nodes name it; empty means Name. Two back
+	// nodes with the same Back and different Names serve one store
+	// folder as an active and a standby.
+	Back string `toml:"back"`
 }
 
 // ClusterConfig names the node's peers and how fronts and backs trust
@@ -82,22 +88,49 @@ type ClusterConfig struct {
 	// Backs lists a front's back nodes, separated by commas, each
 	// NAME=IMAP/LMTP/HTTP with HOST:PORT addresses, for example
 	// "b1=10.0.0.5:1143/10.0.0.5:2424/10.0.0.5:8080". The heartbeat
-	// is read at http://HTTP/heartbeat.
+	// is read at http://HTTP/heartbeat. A back listed twice, once
+	// per process, runs as an active and a standby (see backpair.go).
 	Backs string `toml:"backs"`
 	// BreakerInterval is how often a front polls each back's
 	// heartbeat; three failures in a row open its breaker.
 	BreakerInterval time.Duration `toml:"breaker_interval"`
+	// LeaseTTL is how long a back's lease on its store holds without
+	// renewal; it is renewed every fifth of that, and a standby takes
+	// over once it lapses.
+	LeaseTTL time.Duration `toml:"lease_ttl"`
 }
 
 // backNode is one entry of cluster.backs.
 type backNode struct {
 	Name, IMAP, LMTP, HTTP string
+	// Member tells apart the two entries of a back listed twice, an
+	// active and a standby: "NAME/1" and "NAME/2"; "" for a back
+	// listed once.
+	Member string
 }
 
-// clusterBacks parses cluster.backs.
+// clusterBacks answers the backs of cluster.backs, each once, with the
+// addresses of its first entry.
 func (c Config) clusterBacks() ([]backNode, error) {
+	members, err := c.clusterMembers()
+	if err != nil {
+		return nil, err
+	}
 	var out []backNode
-	seen := map[string]bool{}
+	for _, m := range members {
+		if m.Member == "" || strings.HasSuffix(m.Member, "/1") {
+			m.Member = ""
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// clusterMembers parses cluster.backs: every entry, a back listed twice
+// (its active and its standby) with both.
+func (c Config) clusterMembers() ([]backNode, error) {
+	var out []backNode
+	seen := map[string]int{}
 	for _, e := range strings.Split(c.Cluster.Backs, ",") {
 		if e = strings.TrimSpace(e); e == "" {
 			continue
@@ -112,11 +145,18 @@ func (c Config) clusterBacks() ([]backNode, error) {
 				return nil, fmt.Errorf("cluster.backs: %q: %q is not HOST:PORT", e, a)
 			}
 		}
-		if seen[name] {
-			return nil, fmt.Errorf("cluster.backs: %q named twice", name)
+		if seen[name] == 2 {
+			return nil, fmt.Errorf("cluster.backs: %q named more than twice: a back has an active and a standby at most", name)
 		}
-		seen[name] = true
+		seen[name]++
 		out = append(out, backNode{Name: name, IMAP: parts[0], LMTP: parts[1], HTTP: parts[2]})
+	}
+	count := map[string]int{}
+	for i, b := range out {
+		if seen[b.Name] == 2 {
+			count[b.Name]++
+			out[i].Member = fmt.Sprintf("%s/%d", b.Name, count[b.Name])
+		}
 	}
 	return out, nil
 }
@@ -135,6 +175,14 @@ func (c Config) proxySources() ([]netip.Prefix, error) {
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+// backName answers the back a back node serves.
+func (c Config) backName() string {
+	if c.Node.Back != "" {
+		return c.Node.Back
+	}
+	return c.nodeName()
 }
 
 // nodeName answers the name the node goes by among its peers.
@@ -161,6 +209,24 @@ type DatabaseConfig struct {
 	// URL is "sqlite:PATH" or "mysql://USER:PASS@tcp(HOST:PORT)/DB";
 	// empty means SQLite in the data folder.
 	URL string `toml:"url"`
+	// Replicas lists MySQL/MariaDB replicas of URL, as URLs of the same
+	// form separated by commas. Logins and address lookups read from
+	// a healthy one, and from any that answers while URL is down.
+	Replicas string `toml:"replicas"`
+	// MaxReplicaLag is how far a replica may trail URL and still be
+	// read from first.
+	MaxReplicaLag time.Duration `toml:"max_replica_lag"`
+}
+
+// replicaURLs answers the replicas' URLs.
+func (c DatabaseConfig) replicaURLs() []string {
+	var out []string
+	for _, u := range strings.Split(c.Replicas, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // DirectoryConfig configures the account lifecycle.
@@ -349,7 +415,7 @@ func defaultConfig() Config {
 		Mail:      MailConfig{Domain: "egretair.example"},
 		Log:       LogConfig{Level: "info"},
 		OA:        OAConfig{DisableThreshold: 500, PullInterval: 5 * time.Minute, PullPageSize: 500},
-		Database:  DatabaseConfig{},
+		Database:  DatabaseConfig{MaxReplicaLag: directory.DefaultMaxReplicaLag},
 		Directory: DirectoryConfig{Retention: 30 * 24 * time.Hour},
 		LDAP:      LDAPConfig{ReconcileInterval: 6 * time.Hour, Connections: 4},
 		SSO: SSOConfig{TokenTTL: time.Minute, SessionTTL: 8 * time.Hour, KeyGrace: 24 * time.Hour,
@@ -359,7 +425,7 @@ func defaultConfig() Config {
 			MessagesPerHour: 300, MaxRecipients: 100},
 		Outbound: OutboundConfig{Port: 25},
 		Cluster: ClusterConfig{ProxySources: "127.0.0.0/8,::1/128",
-			BreakerInterval: 2 * time.Second},
+			BreakerInterval: 2 * time.Second, LeaseTTL: 5 * time.Second},
 	}
 }
 

@@ -106,8 +106,31 @@ func TestClusterRoles(t *testing.T) {
 		t.Fatalf("front: %v", err)
 	}
 	backs, err := front.clusterBacks()
-	if err != nil || len(backs) != 2 || backs[1] != (backNode{"b2", "[::1]:1143", "[::1]:2424", "[::1]:8080"}) {
+	if err != nil || len(backs) != 2 || backs[1] != (backNode{Name: "b2", IMAP: "[::1]:1143", LMTP: "[::1]:2424", HTTP: "[::1]:8080"}) {
 		t.Fatalf("backs %+v, %v", backs, err)
+	}
+
+	// A back listed twice is an active and a standby; thrice is a
+	// mistake.
+	pair, err := loadConfig("", append(base, "EGRET_NODE_ROLE=front",
+		"EGRET_CLUSTER_BACKS=b1=127.0.0.1:1143/127.0.0.1:2424/127.0.0.1:8080,"+
+			"b2=127.0.0.1:2143/127.0.0.1:3424/127.0.0.1:9080,b1=127.0.0.2:1143/127.0.0.2:2424/127.0.0.2:8080"))
+	if err != nil {
+		t.Fatalf("front with a standby back: %v", err)
+	}
+	members, err := pair.clusterMembers()
+	if err != nil || len(members) != 3 || members[0].Member != "b1/1" || members[1].Member != "" ||
+		members[2].Member != "b1/2" || members[2].IMAP != "127.0.0.2:1143" {
+		t.Fatalf("members %+v, %v", members, err)
+	}
+	if backs, err := pair.clusterBacks(); err != nil || len(backs) != 2 || backs[0].Name != "b1" || backs[1].Name != "b2" {
+		t.Fatalf("backs with a standby %+v, %v", backs, err)
+	}
+	_, err = loadConfig("", append(base, "EGRET_NODE_ROLE=front",
+		"EGRET_CLUSTER_BACKS=b1=127.0.0.1:1143/127.0.0.1:2424/127.0.0.1:8080,"+
+			"b1=127.0.0.2:1143/127.0.0.2:2424/127.0.0.2:8080,b1=127.0.0.3:1143/127.0.0.3:2424/127.0.0.3:8080"))
+	if err == nil || !strings.Contains(err.Error(), "more than twice") {
+		t.Fatalf("a back listed thrice: %v, want refused", err)
 	}
 	if _, err := loadConfig("", append(base, "EGRET_NODE_ROLE=back", "EGRET_LMTP_ADDR=10.0.0.5:2424")); err != nil {
 		t.Fatalf("a back may take LMTP on a private address: %v", err)

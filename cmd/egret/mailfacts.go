@@ -24,7 +24,8 @@ import (
 // front asks the back for the facts over HTTP, at factsPath, and the
 // back answers them from its store. The path is for fronts only: a
 // request must come from cluster.proxy_sources and carry the cluster
-// proxy secret as its bearer token.
+// proxy secret as its bearer token. The same path removes an account's
+// mail for a purge (see mailbox.go).
 
 // factsPath is the back's route for mailbox facts; the account id
 // follows it.
@@ -46,24 +47,30 @@ type backFacts struct {
 	log     *slog.Logger
 }
 
-// allowed reports whether r comes from a front: from a proxy source,
-// with the secret. The secret is compared in constant time so its
-// bytes cannot be guessed one by one from the answer's delay.
+// allowed reports whether r comes from a front.
 func (b *backFacts) allowed(r *http.Request) bool {
+	return fromFront(r, b.secret, b.sources)
+}
+
+// fromFront reports whether r comes from a front: from a proxy source,
+// with the secret as its bearer token. The secret is compared in
+// constant time so its bytes cannot be guessed one by one from the
+// answer's delay.
+func fromFront(r *http.Request, secret string, sources []netip.Prefix) bool {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return false
 	}
 	from := ap.Addr().Unmap()
 	inside := false
-	for _, p := range b.sources {
+	for _, p := range sources {
 		if p.Contains(from) {
 			inside = true
 			break
 		}
 	}
 	got := []byte(r.Header.Get("Authorization"))
-	want := []byte("Bearer " + b.secret)
+	want := []byte("Bearer " + secret)
 	return inside && subtle.ConstantTimeCompare(got, want) == 1
 }
 

@@ -117,8 +117,25 @@ func newLogger(c LogConfig, w io.Writer) *slog.Logger {
 }
 
 // openStore opens the directory and applies the migrations it lacks.
+// In a cluster it names the backs new accounts are homed on.
 func (a *app) openStore(ctx context.Context) (*directory.Store, error) {
-	return directory.Open(ctx, a.cfg.Database.URL)
+	s, err := directory.Open(ctx, a.cfg.Database.URL, a.databaseOptions()...)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.setHomeBacks(s); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// databaseOptions names the replicas of the directory's database.
+func (a *app) databaseOptions() []directory.Option {
+	return []directory.Option{
+		directory.WithReplicas(a.cfg.Database.replicaURLs()...),
+		directory.WithMaxReplicaLag(a.cfg.Database.MaxReplicaLag),
+	}
 }
 
 func (a *app) versionCmd() *cobra.Command {

@@ -65,7 +65,11 @@ func (a *app) moveHome(ctx context.Context, address, to string, removeOld bool) 
 	if err != nil {
 		return err
 	}
-	h := &homes{backs: backs}
+	members, err := a.cfg.clusterMembers()
+	if err != nil {
+		return err
+	}
+	h := &homes{backs: backs, members: members}
 	dst, ok := h.back(to)
 	if !ok {
 		return fmt.Errorf("move-home: no back named %q in cluster.backs", to)
@@ -79,7 +83,7 @@ func (a *app) moveHome(ctx context.Context, address, to string, removeOld bool) 
 	if err != nil {
 		return fmt.Errorf("move-home: account %s: %w", address, err)
 	}
-	from, err := s.HomeNode(ctx, acct.ID)
+	from, err := s.PrimaryHomeNode(ctx, acct.ID)
 	if err != nil {
 		return err
 	}

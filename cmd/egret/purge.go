@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"path/filepath"
 	"time"
 
@@ -46,11 +48,8 @@ func (a *app) accountCmd() *cobra.Command {
 			}
 			defer s.Close()
 			life := a.lifecycle(s)
-			// The store is not opened here: a serving process may be
-			// using it. Only the folders of purged accounts go.
-			mailDir := filepath.Join(a.cfg.Node.DataDir, "mail")
-			life.RemoveMailbox = func(_ context.Context, accountID string) error {
-				return store.RemoveAccountFolder(mailDir, accountID)
+			if life.RemoveMailbox, err = a.purgeRemover(s); err != nil {
+				return err
 			}
 			ids, err := life.PurgeExpired(cmd.Context(), time.Now())
 			for _, id := range ids {
@@ -65,4 +64,33 @@ func (a *app) accountCmd() *cobra.Command {
 	})
 	cmd.AddCommand(a.moveHomeCmd())
 	return cmd
+}
+
+// purgeRemover answers how the purge command removes an account's
+// mail. On a node of role all the store is not opened, as a serving
+// process may be using it: only the folders of purged accounts go. A
+// front asks each account's back; a back refuses, as its purge would
+// remove the directory rows of mail held on other backs.
+func (a *app) purgeRemover(s *directory.Store) (func(context.Context, string) error, error) {
+	switch a.cfg.Node.Role {
+	case "front":
+		backs, err := a.cfg.clusterBacks()
+		if err != nil {
+			return nil, err
+		}
+		f := &frontMailboxes{dir: s, backs: backs, secret: a.cfg.Cluster.ProxySecret,
+			client: &http.Client{}}
+		members, err := a.cfg.clusterMembers()
+		if err != nil {
+			return nil, err
+		}
+		f.back = (&homes{backs: backs, members: members}).back
+		return f.Remove, nil
+	case "back":
+		return nil, errors.New("account purge: a back leaves purges to its fronts; run it on a front")
+	}
+	mailDir := filepath.Join(a.cfg.Node.DataDir, "mail")
+	return func(_ context.Context, accountID string) error {
+		return store.RemoveAccountFolder(mailDir, accountID)
+	}, nil
 }

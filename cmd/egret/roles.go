@@ -34,22 +34,26 @@ import (
 // fronts only. Every node reads the same MySQL database.
 //
 // Home node. Each account's mailboxes live on one back, the one the
-// column accounts.home_node names. An account with none gets one the
-// first time a front looks it up, for a sign-in or a delivery: the
-// back in cluster.backs that the fewest accounts name as home, the
-// earliest listed on a tie, claimed so that the first front to write
-// wins. Adding a back to the list moves nobody; new accounts fill it
-// until it holds as many as the others. A home is changed on purpose
-// only, by "egret account move-home", which moves the mail with it.
+// column accounts.home_node names. The directory records it when the
+// account is created, by the API, the OA sync or as the postmaster
+// mailbox: the back in cluster.backs that the fewest accounts name as
+// home, the earliest listed on a tie (an OA import counts once and
+// spreads its new accounts in turn). Adding a back to the list moves
+// nobody; new accounts fill it until it holds as many as the others.
+// An account with none, made by an older version or by a node with no
+// backs configured, gets one the same way the first time a front looks
+// it up, for a sign-in or a delivery, claimed so that the first front
+// to write wins. A home is changed on purpose only, by "egret account
+// move-home", which moves the mail with it.
 //
 // Mailbox facts of the API come from the account's back (see
 // mailfacts.go). A front checks no quota at RCPT time: its own store
 // is empty, so the check is the back's, at LMTP, whose 452 the queue
 // retries and whose 552 it bounces.
 //
-// Not yet: the web mailbox on a front reads the front's own, empty,
-// store, so through a front it shows no mail; its sessions are in the
-// shared database, so relaying /mail/ to the account's back is open.
+// The web mailbox's pages that read mail are relayed by a front to the
+// account's back (see webrelay.go), and a purge on a front removes the
+// mail on the back (see mailbox.go).
 
 // proxyIdentity is the authentication identity fronts sign in with on
 // a back (see imapd.ProxyLogin).
@@ -90,6 +94,9 @@ func (c Config) checkRole() error {
 		if c.LMTP.Addr == "" || strings.HasPrefix(c.LMTP.Addr, "unix:") {
 			errs = append(errs, errors.New("lmtp.addr: a back takes LMTP from its fronts on HOST:PORT"))
 		}
+		if c.Cluster.LeaseTTL < time.Second {
+			errs = append(errs, fmt.Errorf("cluster.lease_ttl %s: want at least 1s", c.Cluster.LeaseTTL))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -99,11 +106,33 @@ func (c Config) isSQLite() bool {
 	return strings.HasPrefix(c.Database.URL, "sqlite:")
 }
 
+// setHomeBacks gives the directory the backs of cluster.backs, in
+// order, to home new accounts on; a node of role all names none.
+func (a *app) setHomeBacks(s *directory.Store) error {
+	if a.cfg.Node.Role == "all" {
+		return nil
+	}
+	backs, err := a.cfg.clusterBacks()
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(backs))
+	for i, b := range backs {
+		names[i] = b.Name
+	}
+	s.SetHomeBacks(names)
+	return nil
+}
+
 // homes finds the back node of an account for a front.
 type homes struct {
 	dir   *directory.Store
 	backs []backNode
 	log   *slog.Logger
+	// members and peers route a back listed twice to its active
+	// member (see backpair.go).
+	members []backNode
+	peers   *peer.Peers
 }
 
 // lookup answers the name of the back that holds the account. A
@@ -158,12 +187,16 @@ func (h *homes) HomeOf(accountID string) string {
 
 // back answers the back named name.
 func (h *homes) back(name string) (backNode, bool) {
-	for _, b := range h.backs {
-		if b.Name == name {
-			return b, true
+	if m, ok := h.member(name); ok {
+		return m, true
+	}
+	if h.peers == nil {
+		// A command run once: no breakers, so ask the members.
+		if m, ok := servingMember(context.Background(), h.members, name); ok {
+			return m, true
 		}
 	}
-	return backNode{}, false
+	return backNamed(h.backs, name)
 }
 
 // IMAPAddr answers a back's IMAP address, for the proxy.
@@ -172,11 +205,13 @@ func (h *homes) IMAPAddr(name string) (string, bool) {
 	return b.IMAP, ok
 }
 
-// newPeers makes a front's breakers, one per back.
-func newPeers(cfg Config, backs []backNode, log *slog.Logger) *peer.Peers {
+// newPeers makes a front's breakers, one per back, or per member of a
+// back listed twice.
+func newPeers(cfg Config, members []backNode, log *slog.Logger) *peer.Peers {
 	var list []peer.Peer
-	for _, b := range backs {
-		list = append(list, peer.Peer{Name: b.Name, Heartbeat: "http://" + b.HTTP + "/heartbeat"})
+	for _, b := range members {
+		list = append(list, peer.Peer{Name: b.Name, Member: b.Member,
+			Heartbeat: "http://" + b.HTTP + "/heartbeat"})
 	}
 	return peer.New(peer.Config{Interval: cfg.Cluster.BreakerInterval,
 		Client: &http.Client{}}, list, log, api.Registry)
@@ -304,8 +339,12 @@ func (a *app) front(dir *directory.Store, log *slog.Logger) (*frontParts, error)
 	if err != nil {
 		return nil, err
 	}
-	h := &homes{dir: dir, backs: backs, log: log}
-	p := newPeers(a.cfg, backs, log)
+	members, err := a.cfg.clusterMembers()
+	if err != nil {
+		return nil, err
+	}
+	p := newPeers(a.cfg, members, log)
+	h := &homes{dir: dir, backs: backs, log: log, members: members, peers: p}
 	return &frontParts{homes: h, peers: p,
 		transport: &backTransport{homes: h, peers: p, localName: a.cfg.Node.Hostname}}, nil
 }
@@ -340,7 +379,7 @@ func (a *app) proxyLogin() (*imapd.ProxyLogin, error) {
 }
 
 // addLMTP adds the LMTP server that writes into the store.
-func (a *app) addLMTP(tree *node.Tree, ln net.Listener, addr string, accounts mailAccounts, mail *store.Store) {
+func (a *app) addLMTP(tree *node.Tree, ln net.Listener, addr string, accounts mailAccounts, mail *store.Store, pair *backPair) {
 	cfg, log := a.cfg, a.log
 	tree.Add("lmtp", node.Listening(ln, func() (net.Listener, error) { return listenLMTP(addr) },
 		func(ctx context.Context, ln net.Listener) error {
@@ -348,21 +387,27 @@ func (a *app) addLMTP(tree *node.Tree, ln net.Listener, addr string, accounts ma
 				Hostname:        cfg.Node.Hostname,
 				MaxMessageBytes: cfg.SMTP.MaxMessageBytes + 1<<20,
 			}, accounts, mail, log)
+			ln = pair.gate(ln, lmtpStandby)
 			return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) },
 				func(context.Context) error { return srv.Close() })
 		}))
 }
 
 // backHTTP lets through only what a back serves on HTTP: its health
-// and its metrics (its heartbeat and the fronts' mailbox facts are
-// routed before it). The API, the web mailbox and sign-in are the
-// fronts'.
-func backHTTP(h http.Handler) http.Handler {
+// and its metrics, and to its fronts the web mailbox's pages that they
+// relay (its heartbeat and the fronts' mailbox routes are routed
+// before it). The API and sign-in are the fronts'.
+func backHTTP(h http.Handler, fromFront func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/metrics") {
+		switch {
+		case r.Method == http.MethodGet && (r.URL.Path == "/healthz" || r.URL.Path == "/metrics"):
 			h.ServeHTTP(w, r)
-			return
+		case webRelayed[r.URL.Path] && fromFront(r):
+			h.ServeHTTP(w, r)
+		case webRelayed[r.URL.Path]:
+			http.Error(w, "forbidden", http.StatusForbidden)
+		default:
+			http.NotFound(w, r)
 		}
-		http.NotFound(w, r)
 	})
 }

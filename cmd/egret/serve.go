@@ -24,7 +24,6 @@ import (
 	"github.com/egretair/egret/mailcore/outbound"
 	"github.com/egretair/egret/mailcore/queue"
 	"github.com/egretair/egret/mailcore/smtpd"
-	"github.com/egretair/egret/mailcore/store"
 	"github.com/egretair/egret/mailcore/submission"
 	"github.com/egretair/egret/mailcore/tlsconf"
 	"github.com/egretair/egret/oasync"
@@ -66,6 +65,7 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		return err
 	}
 	defer dir.Close()
+	api.WatchDatabases(dir.Health)
 	importer := a.importer(dir)
 	if importFile != "" {
 		if err := a.importAtStart(ctx, importer, importFile); err != nil {
@@ -77,7 +77,8 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 	if err != nil {
 		return err
 	}
-	mail, err := store.Open(filepath.Join(cfg.Node.DataDir, "mail"), log)
+	// A back serves its store under a lease (see backpair.go).
+	mail, pair, err := a.openBackStore(ctx, dir)
 	if err != nil {
 		return err
 	}
@@ -173,6 +174,10 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 
 	life := a.lifecycle(dir)
 	life.RemoveMailbox = mail.RemoveAccount
+	if fr != nil {
+		// A front's mail is on the backs (see mailbox.go).
+		life.RemoveMailbox = fr.mailboxes(cfg.Cluster.ProxySecret).Remove
+	}
 	if isFront {
 		// Mail to postmaster is refused until this is mended; the
 		// rest of the node works. A back leaves the directory to its
@@ -185,6 +190,7 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		Lifecycle: life}
 	apiSrv.SSO, apiSrv.Web, apiSrv.Mail, apiSrv.WebURL = signin.sso, signin.web.Handler(), signin.view, signin.url
 	if fr != nil {
+		apiSrv.Web = fr.webRelay(apiSrv.Web, signin, cfg.Cluster.ProxySecret, log)
 		apiSrv.Facts = &frontFacts{homes: fr.homes, peers: fr.peers,
 			secret: cfg.Cluster.ProxySecret, client: &http.Client{}}
 	}
@@ -199,6 +205,9 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		if fr != nil {
 			hb.Breakers = fr.peers.Status()
 		}
+		if pair != nil {
+			hb.Lease = pair.status(ctx)
+		}
 		return hb
 	}))
 	if isFront {
@@ -211,7 +220,11 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		}
 		mux.Handle("GET "+factsPath+"{account}", &backFacts{dir: dir, view: signin.view,
 			secret: cfg.Cluster.ProxySecret, sources: src, log: log})
-		mux.Handle("/", backHTTP(apiSrv.Handler()))
+		mux.Handle("DELETE "+factsPath+"{account}", &backMailbox{dir: dir, mail: mail,
+			secret: cfg.Cluster.ProxySecret, sources: src, log: log})
+		mux.Handle("/", backHTTP(apiSrv.Handler(), func(r *http.Request) bool {
+			return fromFront(r, cfg.Cluster.ProxySecret, src)
+		}))
 	}
 	tree.Add("http", node.Listening(httpLn, nil, func(ctx context.Context, ln net.Listener) error {
 		srv := &http.Server{
@@ -221,6 +234,11 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		}
 		return node.Until(ctx, shutdownGrace, func() error { return quiet(srv.Serve(ln)) }, srv.Shutdown)
 	}))
+	if pair != nil {
+		// Before IMAP and LMTP, so it stops after them: the lease is
+		// given back once nothing is written under it.
+		tree.Add("lease", pair.keeper.Run)
+	}
 	proxyLogin, err := a.proxyLogin()
 	if err != nil {
 		closeAll(lmtpLn, httpLn, smtpLn, imapLn, subLn, subTLSLn)
@@ -236,6 +254,7 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		} else {
 			srv = imapd.New(imapd.Config{TLS: tlsConfig, Guard: signin.guard, Proxy: proxyLogin},
 				mailAuth, mail, log)
+			ln = pair.gate(ln, imapStandby)
 		}
 		return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) },
 			func(context.Context) error { return srv.Close() })
@@ -244,7 +263,7 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		tree.Add("peers", fr.peers.Run)
 	}
 	if isBack {
-		a.addLMTP(tree, lmtpLn, lmtpAddr, accounts, mail)
+		a.addLMTP(tree, lmtpLn, lmtpAddr, accounts, mail, pair)
 	}
 	if !isFront {
 		// A back serves IMAP, LMTP and its heartbeat only.

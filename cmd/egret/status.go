@@ -2,25 +2,43 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/egretair/egret/directory"
 	"github.com/egretair/egret/directory/ldapmirror"
 )
 
 func (a *app) statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
-		Short: "Show the LDAP mirror's lag and every node's services",
-		Long: "Show the change log's head, the LDAP mirror's cursor, and how far\n" +
-			"behind it is in rows and in time, read from the database, so it\n" +
-			"answers while LDAP or serve is down. Then show each node's heartbeat:\n" +
-			"this node's (at http.addr) and those listed in cluster.nodes, with\n" +
-			"role, address, uptime, each service's state and restart count, the\n" +
-			"breakers and the queue.",
+		Short: "Show the databases, the LDAP mirror's lag and every node's services",
+		Long: "Show each directory database (database.url and database.replicas):\n" +
+			"whether it answers, a replica's lag, and which one serves reads and\n" +
+			"writes, checked now from this machine. Then the change log's head,\n" +
+			"the LDAP mirror's cursor, and how far behind it is in rows and in\n" +
+			"time, read from the database, so it answers while LDAP or serve is\n" +
+			"down. Then each node's heartbeat: this node's (at http.addr) and\n" +
+			"those listed in cluster.nodes, with role, address, uptime, each\n" +
+			"service's state and restart count, a back's lease (active or\n" +
+			"standby, fence, holder), the breakers and the queue.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			health, err := directory.Probe(a.cfg.Database.URL, a.databaseOptions()...)
+			if err != nil {
+				return err
+			}
+			printDatabases(a.stdout, health)
+			if !health[0].Up {
+				// The mirror's lag lives on the primary; the nodes
+				// are still worth showing.
+				fmt.Fprintf(a.stdout, "ldap mirror       unknown: the primary database is down\n")
+				a.printCluster(cmd.Context(), a.stdout)
+				return nil
+			}
+
 			s, err := a.openStore(cmd.Context())
 			if err != nil {
 				return err
@@ -47,5 +65,37 @@ func (a *app) statusCmd() *cobra.Command {
 			a.printCluster(cmd.Context(), a.stdout)
 			return nil
 		},
+	}
+}
+
+// printDatabases writes one line per database: name, address, state,
+// a replica's lag, and what it serves.
+func printDatabases(w io.Writer, health []directory.DatabaseHealth) {
+	for _, h := range health {
+		state := "up"
+		switch {
+		case !h.Up:
+			state = "down"
+		case h.Behind:
+			state = "behind"
+		}
+		line := fmt.Sprintf("database %-9s %-21s %-6s", h.Name, h.Addr, state)
+		if h.Role == directory.RoleReplica && h.LagSeconds >= 0 {
+			line += fmt.Sprintf(" lag %.0fs", h.LagSeconds)
+		}
+		var serves string
+		if h.ServesWrites {
+			serves += " writes"
+		}
+		if h.ServesReads {
+			serves += " reads"
+		}
+		if serves != "" {
+			line += "  serves" + serves
+		}
+		if h.Error != "" && (!h.Up || h.Behind) {
+			line += "  (" + h.Error + ")"
+		}
+		fmt.Fprintln(w, line)
 	}
 }
