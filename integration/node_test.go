@@ -315,3 +315,16 @@ func tail(path string, lines int) string {
 	}
 	return strings.Join(all, "\n")
 }
+
+// kill stops n with SIGKILL and waits until it is gone.
+func kill(t *testing.T, n *node) {
+	t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatalf("SIGKILL: %v", err)
+	}
+	select {
+	case <-n.exited:
+	case <-time.After(stopTimeout):
+		t.Fatalf("egret serve still runs %v after SIGKILL", stopTimeout)
+	}
+}
