@@ -1,0 +1,529 @@
+package integration
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-smtp"
+
+	"github.com/egretair/egret/directory/dirtest"
+)
+
+// TestBackupRestoreWhileMailArrives backs a node up with scripts/backup
+// while one sender keeps delivering and one mail client keeps moving
+// messages and changing their flags, restores the backup with
+// scripts/restore into a new database and an empty data folder, starts
+// a second node there, and compares the two with scripts/backup-check:
+// the directory row for row, and every message that was acknowledged
+// before the backup began present with its UID, flags and bytes, none
+// twice.
+func TestBackupRestoreWhileMailArrives(t *testing.T) {
+	needTool(t, "mariadb-dump")
+	needTool(t, "mariadb")
+	needTool(t, "python3")
+
+	origURL := dirtest.URL(t, "mysql")
+	orig := startNode(t, origURL)
+	snap := loadSnapshot(t, filepath.Join(repoRoot, "testdata/oa/ekp-small.json"))
+	importSnapshot(t, orig, viaAPI, snap)
+	users := backupUsers(t, orig, snap)
+	alias := "backup-alias@" + mailDomain
+	id, _ := orig.getJSON(t, "/api/v1/users/"+users[0].login)["id"].(string)
+	status, body, err := orig.api(http.MethodPost, "/api/v1/users/"+id+"/aliases",
+		[]byte(`{"address":"`+alias+`"}`))
+	if err != nil || status != http.StatusCreated {
+		t.Fatalf("POST aliases: %d %v %s", status, err, body)
+	}
+
+	// Before the backup: every fixture, the large one included, to the
+	// first user; a batch to each; flags and a folder set over IMAP.
+	for _, m := range mailFixtures(t) {
+		sendRaw(t, orig, users[0].address, m)
+	}
+	for i := range 30 {
+		for _, u := range users[1:] {
+			if err := deliverToken(orig.smtpAddr, u.address, fmt.Sprintf("before-%s-%d", u.login, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitQueueEmpty(t, orig)
+	markMessages(t, orig, users[0])
+
+	// The sender and the mover run through the backup.
+	sender := startSender(orig, users[:2])
+	mover := startMover(t, orig, users[2])
+	for sender.count() < 20 {
+		time.Sleep(20 * time.Millisecond)
+	}
+	began := time.Now()
+	backup := filepath.Join(t.TempDir(), "backup")
+	runScript(t, "bash", filepath.Join(repoRoot, "scripts/backup"),
+		"--database", origURL, "--data-dir", dataDir(orig), "--dest", backup)
+	ended := time.Now()
+	time.Sleep(300 * time.Millisecond)
+	moves, err := mover.stop()
+	if err != nil {
+		t.Fatalf("mover: %v", err)
+	}
+	ackedBefore, sentAll := sender.stop(began)
+	manifest := readFile(t, filepath.Join(backup, "MANIFEST"))
+	before := 0
+	for _, l := range ackedBefore {
+		before += len(l)
+	}
+	t.Logf("backup took %v; %d messages acknowledged by the sender before it, %d in all; "+
+		"%d moves and flag changes; manifest:\n%s",
+		ended.Sub(began).Round(time.Millisecond), before, sentAll, moves, manifest)
+	if moves == 0 {
+		t.Fatal("the mover changed nothing during the backup")
+	}
+
+	// A damaged backup and a target that is not empty are refused.
+	damaged := filepath.Join(t.TempDir(), "damaged")
+	runScript(t, "cp", "-a", backup, damaged)
+	if err := os.WriteFile(filepath.Join(damaged, "messages.tsv"), []byte("x\t1\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	restoredURL := "mysql://" + dirtest.NewMySQLDatabase(t)
+	restoredDir := filepath.Join(t.TempDir(), "data")
+	out := failScript(t, "bash", filepath.Join(repoRoot, "scripts/restore"), "--backup", damaged,
+		"--database", restoredURL, "--data-dir", restoredDir, "--egret", egretBin)
+	if !strings.Contains(out, "does not match its SHA256SUMS") {
+		t.Errorf("restore of a damaged backup: want a checksum refusal, got:\n%s", out)
+	}
+	restoreArgs := []string{filepath.Join(repoRoot, "scripts/restore"), "--backup", backup,
+		"--database", restoredURL, "--data-dir", restoredDir, "--egret", egretBin, "--with-queue"}
+	runScript(t, "bash", restoreArgs...)
+	out = failScript(t, "bash", restoreArgs...)
+	if !strings.Contains(out, "not an empty node") {
+		t.Errorf("restore into a restored node: want a refusal, got:\n%s", out)
+	}
+
+	// The restored node, with the original's bootstrap key, so that
+	// nothing in the directory differs but what the backup missed.
+	restored := startNodeEnv(t, restoredURL, "EGRET_NODE_DATA_DIR="+restoredDir,
+		"EGRET_API_BOOTSTRAP_KEY="+orig.apiKey)
+	waitQueueEmpty(t, restored)
+	waitQueueEmpty(t, orig)
+
+	logins := filepath.Join(t.TempDir(), "logins")
+	var lines []string
+	for _, u := range users[:2] {
+		lines = append(lines, u.login+"\t"+u.password+"\n")
+	}
+	if err := os.WriteFile(logins, []byte(strings.Join(lines, "")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	started := regexp.MustCompile(`(?m)^started: (\S+)$`).FindStringSubmatch(manifest)
+	if started == nil {
+		t.Fatalf("MANIFEST has no started line:\n%s", manifest)
+	}
+	runScript(t, "python3", filepath.Join(repoRoot, "scripts/backup-check"),
+		"--orig-db", origURL, "--restored-db", restoredURL,
+		"--orig-imap", orig.imapAddr, "--restored-imap", restored.imapAddr,
+		"--logins", logins, "--before", started[1])
+
+	// Every message the sender had acknowledged before the backup
+	// began is there once; none is there twice.
+	for _, u := range users[:2] {
+		got, err := inboxTokens(restored.imapAddr, u.login, u.password)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for token, n := range got {
+			if n != 1 {
+				t.Errorf("%s: token %s restored %d times", u.login, token, n)
+			}
+		}
+		for _, token := range ackedBefore[u.address] {
+			if got[token] != 1 {
+				t.Errorf("%s: token %s, acknowledged before the backup, restored %d times",
+					u.login, token, got[token])
+			}
+		}
+	}
+
+	// The mover's account: every message once, whichever mailbox and
+	// flags the backup caught it with.
+	want := accountBodies(t, orig, users[2])
+	got := accountBodies(t, restored, users[2])
+	for sum, n := range got {
+		if n != 1 || want[sum] != 1 {
+			t.Errorf("%s: a message restored %d times, %d in the original", users[2].login, n, want[sum])
+		}
+	}
+	for sum := range want {
+		if got[sum] == 0 {
+			t.Errorf("%s: a message of the original is not restored", users[2].login)
+		}
+	}
+	t.Logf("%s: %d messages, moved and flagged during the backup, compared by body",
+		users[2].login, len(got))
+}
+
+// backupUsers gives the first three available people of the snapshot
+// passwords and answers them.
+func backupUsers(t *testing.T, n *node, snap *snapshot) []loadUser {
+	t.Helper()
+	owners := map[string]int{}
+	for _, e := range snap.Elements {
+		owners[e.address(mailDomain)]++
+	}
+	var users []loadUser
+	for _, e := range snap.Elements {
+		if e.Type != "person" || !e.IsAvailable || owners[e.address(mailDomain)] != 1 {
+			continue
+		}
+		u := loadUser{address: e.address(mailDomain), login: e.LoginName, password: randomString(t, 20)}
+		if _, err := n.egret(u.password+"\n", "user", "passwd", u.login, "--password-stdin"); err != nil {
+			t.Fatal(err)
+		}
+		if users = append(users, u); len(users) == 3 {
+			return users
+		}
+	}
+	t.Fatal("the snapshot has fewer than 3 usable people")
+	return nil
+}
+
+// mailFixtures answers every message in testdata/mail, unpacked.
+func mailFixtures(t *testing.T) [][]byte {
+	t.Helper()
+	paths, err := filepath.Glob(filepath.Join(repoRoot, "testdata/mail/*.eml*"))
+	if err != nil || len(paths) == 0 {
+		t.Fatalf("no fixtures in testdata/mail: %v", err)
+	}
+	var out [][]byte
+	for _, p := range paths {
+		b := []byte(readFile(t, p))
+		if strings.HasSuffix(p, ".gz") {
+			zr, err := gzip.NewReader(bytes.NewReader(b))
+			if err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			var buf bytes.Buffer
+			if _, err := buf.ReadFrom(zr); err != nil {
+				t.Fatalf("%s: %v", p, err)
+			}
+			b = buf.Bytes()
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// sendRaw sends one message over SMTP and requires 250.
+func sendRaw(t *testing.T, n *node, to string, msg []byte) {
+	t.Helper()
+	c, err := smtp.Dial(n.smtpAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SendMail("ops@remote.example", []string{to}, bytes.NewReader(msg)); err != nil {
+		t.Fatalf("send to %s: %v", to, err)
+	}
+	c.Quit()
+}
+
+// deliverToken sends a message marked with token as sendToken does, and
+// answers nil once DATA got 250, whatever QUIT then meets.
+func deliverToken(addr, to, token string) error {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	msg := fmt.Sprintf("From: <load@remote.example>\r\nTo: <%s>\r\nSubject: backup\r\n"+
+		"%s: %s\r\n\r\nDuring the backup.\r\n", to, tokenHeader, token)
+	if err := c.SendMail("load@remote.example", []string{to}, strings.NewReader(msg)); err != nil {
+		return err
+	}
+	c.Quit()
+	return nil
+}
+
+// waitQueueEmpty waits until the node's queue holds nothing.
+func waitQueueEmpty(t *testing.T, n *node) {
+	t.Helper()
+	start := time.Now()
+	for {
+		out, err := n.egret("", "queue", "list")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(out, "\n0 messages\n") {
+			return
+		}
+		if time.Since(start) > 2*time.Minute {
+			t.Fatalf("queue not drained after 2 minutes:\n%s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// markMessages leaves the state a mail client leaves: flags, a
+// keyword, a message moved into a folder with a Chinese name, and one
+// expunged, so UIDs have a gap.
+func markMessages(t *testing.T, n *node, u loadUser) {
+	t.Helper()
+	c := frontSession(t, n, u.login, u.password)
+	defer func() { c.Logout().Wait() }()
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("SELECT INBOX: %v", err)
+	}
+	stores := []struct {
+		uid   imap.UID
+		flags []imap.Flag
+	}{
+		{1, []imap.Flag{imap.FlagSeen}},
+		{2, []imap.Flag{imap.FlagFlagged, imap.FlagAnswered, "$Forwarded"}},
+		{3, []imap.Flag{imap.FlagSeen, "backup-keyword"}},
+		{5, []imap.Flag{imap.FlagDeleted}},
+	}
+	for _, s := range stores {
+		st := &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: s.flags, Silent: true}
+		if err := c.Store(imap.UIDSetNum(s.uid), st, nil).Close(); err != nil {
+			t.Fatalf("UID STORE %d %v: %v", s.uid, s.flags, err)
+		}
+	}
+	if err := c.Expunge().Close(); err != nil {
+		t.Fatalf("EXPUNGE: %v", err)
+	}
+	if err := c.Create("归档", nil).Wait(); err != nil {
+		t.Fatalf("CREATE: %v", err)
+	}
+	if _, err := c.Move(imap.UIDSetNum(4), "归档").Wait(); err != nil {
+		t.Fatalf("UID MOVE: %v", err)
+	}
+}
+
+// sender delivers token messages to its users until stopped, and
+// records when each was acknowledged.
+type sender struct {
+	mu    sync.Mutex
+	acked map[string][]ackedToken // by address
+	total int
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+// ackedToken is one message the node answered 250 to.
+type ackedToken struct {
+	token string
+	at    time.Time
+}
+
+// startSender starts sending to users in turn, one message at a time.
+func startSender(n *node, users []loadUser) *sender {
+	s := &sender{acked: map[string][]ackedToken{}, done: make(chan struct{})}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			u := users[i%len(users)]
+			token := fmt.Sprintf("during-%d", i)
+			if err := deliverToken(n.smtpAddr, u.address, token); err != nil {
+				continue
+			}
+			s.mu.Lock()
+			s.acked[u.address] = append(s.acked[u.address], ackedToken{token, time.Now()})
+			s.total++
+			s.mu.Unlock()
+		}
+	}()
+	return s
+}
+
+// count answers how many messages were acknowledged so far.
+func (s *sender) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.total
+}
+
+// stop ends the sender and answers, per address, the tokens
+// acknowledged before t, and how many were acknowledged in all.
+func (s *sender) stop(before time.Time) (map[string][]string, int) {
+	close(s.done)
+	s.wg.Wait()
+	out := map[string][]string{}
+	for addr, l := range s.acked {
+		for _, a := range l {
+			if a.at.Before(before) {
+				out[addr] = append(out[addr], a.token)
+			}
+		}
+	}
+	return out, s.total
+}
+
+// mover is a mail client that keeps moving a message from INBOX to
+// Archive and back and changing flags, so the store renames files
+// while the backup copies them.
+type mover struct {
+	done  chan struct{}
+	wg    sync.WaitGroup
+	moves int
+	err   error
+}
+
+// startMover signs in as u, makes the Archive folder and starts moving.
+func startMover(t *testing.T, n *node, u loadUser) *mover {
+	c := frontSession(t, n, u.login, u.password)
+	if err := c.Create("Archive", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	m := &mover{done: make(chan struct{})}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		defer func() { c.Logout().Wait() }()
+		for i := 0; ; i++ {
+			select {
+			case <-m.done:
+				return
+			default:
+			}
+			m.err = m.round(c, i)
+			if m.err != nil {
+				return
+			}
+			m.moves++
+		}
+	}()
+	return m
+}
+
+// round changes one message's flags and moves one message to Archive
+// and one back.
+func (m *mover) round(c *imapclient.Client, i int) error {
+	sel, err := c.Select("INBOX", nil).Wait()
+	if err != nil {
+		return err
+	}
+	op := imap.StoreFlagsAdd
+	if i%2 == 1 {
+		op = imap.StoreFlagsDel
+	}
+	st := &imap.StoreFlags{Op: op, Flags: []imap.Flag{imap.FlagSeen}, Silent: true}
+	seq := uint32(i)%sel.NumMessages + 1
+	if err := c.Store(imap.SeqSetNum(seq), st, nil).Close(); err != nil {
+		return err
+	}
+	if _, err := c.Move(imap.SeqSetNum(seq), "Archive").Wait(); err != nil {
+		return err
+	}
+	if _, err := c.Select("Archive", nil).Wait(); err != nil {
+		return err
+	}
+	_, err = c.Move(imap.SeqSetNum(1), "INBOX").Wait()
+	return err
+}
+
+// stop ends the mover and answers how many rounds it made, and the
+// error that ended it early.
+func (m *mover) stop() (int, error) {
+	close(m.done)
+	m.wg.Wait()
+	return m.moves, m.err
+}
+
+// accountBodies answers the SHA-256 of every message in every mailbox
+// of the account, with how often each is there.
+func accountBodies(t *testing.T, n *node, u loadUser) map[[32]byte]int {
+	t.Helper()
+	c := frontSession(t, n, u.login, u.password)
+	defer func() { c.Logout().Wait() }()
+	boxes, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[[32]byte]int{}
+	for _, b := range boxes {
+		sel, err := c.Select(b.Mailbox, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sel.NumMessages == 0 {
+			continue
+		}
+		section := &imap.FetchItemBodySection{Peek: true}
+		var all imap.SeqSet
+		all.AddRange(1, sel.NumMessages)
+		msgs, err := c.Fetch(all,
+			&imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range msgs {
+			out[sha256.Sum256(m.FindBodySection(section))]++
+		}
+	}
+	return out
+}
+
+// runScript runs a program from the repository's top folder, and fails
+// the test with its output when it exits non-zero.
+func runScript(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := script(name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	t.Logf("%s %s:\n%s", name, filepath.Base(args[0]), out)
+	return out
+}
+
+// failScript runs a program that must exit non-zero, and answers its
+// output.
+func failScript(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := script(name, args...)
+	if err == nil {
+		t.Fatalf("%s %s: exited 0, want a refusal\n%s", name, strings.Join(args, " "), out)
+	}
+	return out
+}
+
+// script runs a program from the repository's top folder without any
+// EGRET_ setting, and answers its combined output.
+func script(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = repoRoot
+	cmd.Env = environWithoutEgret()
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// readFile answers a file's content, failing the test when it cannot.
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
