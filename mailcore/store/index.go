@@ -231,7 +231,10 @@ func checkMailbox(dir string) ([]string, uint32) {
 		}
 	}
 
-	stale, foreign := 0, 0
+	// A message file above uidstate's UIDNEXT is no damage: deliveries
+	// do not rewrite uidstate, and loading takes UIDNEXT past the
+	// highest UID on file. A file of another UIDVALIDITY is.
+	other, foreign := 0, 0
 	for _, sub := range []string{"new", "cur"} {
 		entries, _ := os.ReadDir(filepath.Join(dir, sub))
 		for _, e := range entries {
@@ -242,14 +245,13 @@ func checkMailbox(dir string) ([]string, uint32) {
 			switch {
 			case !ok:
 				foreign++
-			case next != 0 && fn.uid >= next,
-				fn.validity != 0 && validity != 0 && fn.validity != validity:
-				stale++
+			case fn.validity != 0 && validity != 0 && fn.validity != validity:
+				other++
 			}
 		}
 	}
-	if stale > 0 {
-		problems = append(problems, fmt.Sprintf("uidstate: behind %d message files", stale))
+	if other > 0 {
+		problems = append(problems, fmt.Sprintf("%d message files of another UIDVALIDITY", other))
 	}
 	if foreign > 0 {
 		problems = append(problems, fmt.Sprintf("%d files without a UID (given one at the next load)", foreign))
