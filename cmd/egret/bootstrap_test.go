@@ -44,3 +44,24 @@ func TestBootstrapKeyFollowsTheConfiguration(t *testing.T) {
 		}
 	}
 }
+
+// TestFrontLeavesTheBootstrapKeyAlone checks that a front started
+// without the variable does not revoke the key the other fronts of its
+// cluster were started with: they share one directory.
+func TestFrontLeavesTheBootstrapKeyAlone(t *testing.T) {
+	ctx := context.Background()
+	dir := dirtest.Open(t, "sqlite")
+	a := &app{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	a.cfg.Node.Role = "front"
+	a.cfg.API.BootstrapKey = "cluster-key-0123456789"
+	if err := a.seedBootstrapKey(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	a.cfg.API.BootstrapKey = ""
+	if err := a.seedBootstrapKey(ctx, dir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dir.VerifyAPIKey(ctx, "cluster-key-0123456789"); err != nil {
+		t.Fatalf("the key seeded by one front was revoked by another started without it: %v", err)
+	}
+}

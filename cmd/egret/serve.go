@@ -402,12 +402,19 @@ func (a *app) importAtStart(ctx context.Context, imp *oasync.Importer, path stri
 const bootstrapKeyName = "bootstrap"
 
 // seedBootstrapKey makes the configured bootstrap key live with every
-// scope, or, when none is configured, revokes one seeded before: taking
-// the variable away must take the access away too.
+// scope, or, on a node of role all with none configured, revokes one
+// seeded before: taking the variable away must take the access away
+// too. A front leaves it alone (see below).
 func (a *app) seedBootstrapKey(ctx context.Context, dir *directory.Store) error {
 	if k := a.cfg.API.BootstrapKey; k != "" {
 		_, err := dir.EnsureAPIKey(ctx, bootstrapKeyName, k, []string{directory.ScopeAll})
 		return err
+	}
+	if a.cfg.Node.Role == "front" {
+		// In a cluster every front shares the one directory: a front
+		// started without the variable must not revoke the key the
+		// others were given. There it goes by "egret apikey revoke".
+		return nil
 	}
 	_, err := dir.RevokeAPIKey(ctx, bootstrapKeyName)
 	if errors.Is(err, directory.ErrNotFound) {
