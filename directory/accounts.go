@@ -64,11 +64,13 @@ func (s *Store) LookupAddress(ctx context.Context, address string) (MailAccount,
 // Authenticate checks a user name, which is a login or a mail address,
 // and a password, and answers the enabled account they belong to.
 func (s *Store) Authenticate(ctx context.Context, username, password string) (MailAccount, error) {
-	// Sign-in reads from a replica when it may: logins go on while the
-	// primary is down, with a password at most the allowed lag old.
+	// Sign-in decides access, so it reads the primary while it is up:
+	// a disabled account or a changed password holds at once. While
+	// the primary is down a replica answers, so logins go on, with a
+	// password at most the replica's lag old.
 	var acct *Account
 	var person *Person
-	err := s.Read(ctx, func(db *gorm.DB) error {
+	err := s.ReadPrimaryFirst(ctx, func(db *gorm.DB) error {
 		var err error
 		acct, person, err = findAccount(db, username)
 		return err

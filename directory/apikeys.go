@@ -88,15 +88,16 @@ func (s *Store) putAPIKey(ctx context.Context, name, secret string, scopes []str
 	return &k, nil
 }
 
-// VerifyAPIKey answers the live key whose secret this is. It reads from
-// a replica when it may, so that while the primary is down a caller is
-// still told who it is and that its change must wait.
+// VerifyAPIKey answers the live key whose secret this is. It reads the
+// primary while it is up, so a revoked key is refused at once, and a
+// replica only while the primary is down, so that a caller is still
+// told who it is and that its change must wait (ReadPrimaryFirst).
 func (s *Store) VerifyAPIKey(ctx context.Context, secret string) (*APIKey, error) {
 	if secret == "" {
 		return nil, ErrBadKey
 	}
 	var k APIKey
-	err := s.Read(ctx, func(db *gorm.DB) error {
+	err := s.ReadPrimaryFirst(ctx, func(db *gorm.DB) error {
 		return db.Where("secret_hash = ? AND revoked_at IS NULL", HashKey(secret)).
 			Take(&k).Error
 	})

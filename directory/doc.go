@@ -22,17 +22,25 @@
 // to the change log in the same transaction, so a mirror that follows the
 // log never misses a change and never sees one that was rolled back.
 //
-// On MySQL/MariaDB the store may have replicas (WithReplicas). The reads
-// of the mail and login paths (Authenticate, LookupAddress, ExpandList,
-// HomeNode, VerifyAPIKey) go through Read, which prefers a healthy
-// replica, so they go on while the primary is down; all else uses the
-// primary, and while it is down fails at once with ErrUnavailable,
-// having changed nothing. Health answers what the checker last saw of
-// each database.
+// On MySQL/MariaDB the store may have replicas (WithReplicas). The
+// reads of the mail path that may trail the primary (LookupAddress,
+// ExpandList) go through Read, which prefers a healthy replica, so mail
+// flows while the primary is down. The reads that decide access
+// (Authenticate, SignInPerson, VerifyAPIKey, HomeNode, and through
+// ReadPrimaryFirst the login guard's lockouts and the OIDC signing
+// keys) read the primary while it is up, so that a disabled account, a
+// changed password, a revoked key, a rotated signing key or a moved
+// home is in force at once; only while the primary is down does a
+// replica answer them, with its lag. All else uses the primary, and
+// while it is down fails at once with ErrUnavailable, having changed
+// nothing. A statement that runs out of its context's time, or is
+// cancelled, marks no database down. Health answers what the checker
+// last saw of each database.
 //
 // Lifecycle makes the changes the account-lifecycle API asks for, one
-// transaction each, logging who made each change and the record before
-// and after it; Audit reads that trail back. A deleted account is kept,
+// transaction each (run again when MySQL picks it as a deadlock's
+// victim), logging who made each change and the record before and
+// after it; Audit reads that trail back. A deleted account is kept,
 // with its mail and its addresses, for a retention period in which it
 // can be restored; PurgeExpired then removes it.
 package directory

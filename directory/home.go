@@ -12,10 +12,12 @@ import (
 
 // HomeNode answers the back node recorded for an account, or "" when
 // none is: the front then claims the least homed back for it.
-// It reads from a replica when it may, so mail is routed while the
-// primary is down.
+// It reads the primary while it is up, so that mail and sign-ins go
+// to the new home the moment a move is recorded, and a replica only
+// while the primary is down, so mail is still routed then
+// (ReadPrimaryFirst).
 func (s *Store) HomeNode(ctx context.Context, accountID string) (string, error) {
-	return homeNode(ctx, accountID, s.Read)
+	return homeNode(ctx, accountID, s.ReadPrimaryFirst)
 }
 
 // PrimaryHomeNode is HomeNode read from the primary only, for those

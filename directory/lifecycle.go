@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
@@ -115,9 +117,39 @@ func IsConflict(err error) bool {
 	return errors.As(err, &c)
 }
 
-// tx runs fn in a transaction under ctx (and so under its actor).
+// txAttempts bounds the runs of one transaction that MySQL rolls back
+// as a deadlock victim or after a lock wait timeout.
+const txAttempts = 6
+
+// tx runs fn in a transaction under ctx (and so under its actor). A
+// transaction that MySQL picks as a deadlock's victim (error 1213) or
+// whose lock wait times out (1205) is rolled back, having changed
+// nothing, so it is run again after a random pause that doubles each
+// time, up to txAttempts runs in all: concurrent creations take gap
+// locks that deadlock each other as a matter of course. fn must leave
+// what it learns in its own variables: it may run more than once.
 func (l *Lifecycle) tx(ctx context.Context, fn func(tx *gorm.DB) error) error {
-	return l.Store.db.WithContext(ctx).Transaction(fn)
+	pause := 10 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := l.Store.db.WithContext(ctx).Transaction(fn)
+		if attempt == txAttempts || !lockConflict(err) {
+			return err
+		}
+		wait := pause + rand.N(pause)
+		pause *= 2
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+	}
+}
+
+// lockConflict reports whether err is MySQL's deadlock (1213) or lock
+// wait timeout (1205), after which the transaction was rolled back.
+func lockConflict(err error) bool {
+	var myErr *mysql.MySQLError
+	return errors.As(err, &myErr) && (myErr.Number == 1213 || myErr.Number == 1205)
 }
 
 // locked makes a query take row locks on MySQL, so that two changes to

@@ -9,12 +9,14 @@ package directory
 //
 // Writes, and every read that must see the store's own last write, go to
 // the primary. Read (below) is for the lookups that may trail by a
-// second: the account behind a login or an address, lists, home nodes,
-// API keys. It picks a replica that is up and not behind; else the
-// primary while it is up; else a replica that answers at all, behind or
-// not, since a stale answer beats none while the primary is away (a
-// replica's IO thread stops exactly when its primary dies). A read that
-// fails for want of a connection is tried once on the other choice.
+// second: the account behind a mail address, and lists. It picks a
+// replica that is up and not behind; else the primary while it is up;
+// else a replica that answers at all, behind or not, since a stale
+// answer beats none while the primary is away (a replica's IO thread
+// stops exactly when its primary dies). A read that fails for want of
+// a connection is tried once on the other choice. ReadPrimaryFirst is
+// for the reads that decide access: the primary while it is up, a
+// replica only while it is down.
 //
 // While the checker finds the primary down, statements on it fail at
 // once with ErrUnavailable instead of waiting for a connect timeout;
@@ -160,9 +162,14 @@ func (d *database) openGorm(cfg *gorm.Config) error {
 	var pool gorm.ConnPool = d.sql
 	if d.role == RolePrimary {
 		pool = gatedPool{db: d.sql, d: d}
+	} else {
+		// A replica that is down at start must not stop the node:
+		// it is not pinged here, nor its version asked for, as
+		// nothing but reads run on it; the checker finds it down.
+		c := *cfg
+		c.DisableAutomaticPing = true
+		cfg = &c
 	}
-	// A replica that is down at start must not stop the node: its
-	// version is not asked for, as nothing but reads run on it.
 	db, err := gorm.Open(gmysql.New(gmysql.Config{Conn: pool,
 		SkipInitializeWithVersion: d.role == RoleReplica}), cfg)
 	if err == nil && d.role == RolePrimary {
@@ -274,7 +281,9 @@ func (s *Store) readers() (first, second *database) {
 // once more on the other one when the first was unreachable. A record
 // a replica does not have is looked for on the primary too, while it is
 // up: an account made a moment ago may not have reached the replica.
-// fn must not write, and must leave what it learnt in its own
+// A read that ran out of ctx's time, or whose ctx was cancelled, is not
+// tried again: it would fail the same way, and it tells nothing of the
+// database. fn must not write, and must leave what it learnt in its own
 // variables: it may run twice.
 func (s *Store) Read(ctx context.Context, fn func(db *gorm.DB) error) error {
 	if s.primary == nil {
@@ -283,10 +292,10 @@ func (s *Store) Read(ctx context.Context, fn func(db *gorm.DB) error) error {
 	first, second := s.readers()
 	err := readOn(ctx, first, fn)
 	switch {
-	case err == nil || second == nil:
+	case err == nil || second == nil || ctx.Err() != nil:
 		return err
-	case connLost(err):
-		if err2 := readOn(ctx, second, fn); err2 == nil || !connLost(err2) {
+	case connLost(ctx, err):
+		if err2 := readOn(ctx, second, fn); err2 == nil || !connLost(ctx, err2) {
 			return err2
 		}
 		return err
@@ -301,13 +310,16 @@ func notFound(err error) bool {
 	return errors.Is(err, gorm.ErrRecordNotFound) || errors.Is(err, ErrNotFound)
 }
 
-// ReadPrimaryFirst is Read for reads that should see the latest write
-// when they can (a web session just made): the primary while it is up,
-// a replica only while it is not.
+// ReadPrimaryFirst is Read for reads that must see the latest write
+// while they can: those that decide access (a sign-in, its lockout, an
+// API key, a signing key, where an account's mail lives) and a web
+// session just made. It reads the primary while it is up, and a
+// replica, with the lag that implies, only while the primary is down or
+// when the primary is found gone during this very read.
 func (s *Store) ReadPrimaryFirst(ctx context.Context, fn func(db *gorm.DB) error) error {
 	if s.primary == nil || len(s.replicas) == 0 || s.primary.up.Load() {
 		err := fn(s.db.WithContext(ctx))
-		if err == nil || len(s.replicas) == 0 || !connLost(err) {
+		if err == nil || len(s.replicas) == 0 || !connLost(ctx, err) {
 			return err
 		}
 	}
@@ -317,10 +329,11 @@ func (s *Store) ReadPrimaryFirst(ctx context.Context, fn func(db *gorm.DB) error
 // readOn runs fn on d and counts the read when it was answered.
 func readOn(ctx context.Context, d *database, fn func(db *gorm.DB) error) error {
 	err := fn(d.db.WithContext(ctx))
-	if err == nil || !connLost(err) {
+	lost := connLost(ctx, err)
+	if !lost {
 		d.reads.Add(1)
 	}
-	if err != nil && connLost(err) && !errors.Is(err, ErrUnavailable) {
+	if lost && !errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("%w: %s: %w", ErrUnavailable, d.addr, err)
 	}
 	return err

@@ -50,7 +50,11 @@ func (s *Store) check(d *database) {
 	if err == nil && d.role == RoleReplica {
 		err = s.checkReplication(ctx, d)
 	}
-	if err != nil && d.role == RolePrimary || err != nil && connLost(err) {
+	// The check's own deadline passing is the server hanging, which
+	// is down here, though it is no lost connection to a caller whose
+	// statement ran out of time.
+	if err != nil && (d.role == RolePrimary || ctx.Err() != nil ||
+		errors.Is(err, context.DeadlineExceeded) || connLost(ctx, err)) {
 		d.up.Store(false)
 	} else {
 		d.up.Store(true)

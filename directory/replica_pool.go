@@ -9,6 +9,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"syscall"
 
@@ -18,7 +19,9 @@ import (
 
 // gatedPool is the primary's connection pool as gorm sees it: it fails
 // at once while the primary is known down and marks it down, with
-// ErrUnavailable, when a statement finds no server.
+// ErrUnavailable, when a statement finds no server. A statement that
+// ends because its own context ran out or was cancelled says nothing of
+// the server and marks nothing.
 type gatedPool struct {
 	db *sql.DB
 	d  *database
@@ -31,8 +34,8 @@ func (p gatedPool) gate() error {
 	return nil
 }
 
-func (p gatedPool) seen(err error) error {
-	if err != nil && connLost(err) {
+func (p gatedPool) seen(ctx context.Context, err error) error {
+	if connLost(ctx, err) {
 		p.d.up.Store(false)
 		if !errors.Is(err, ErrUnavailable) {
 			return fmt.Errorf("%w: %w", ErrUnavailable, err)
@@ -46,7 +49,7 @@ func (p gatedPool) PrepareContext(ctx context.Context, query string) (*sql.Stmt,
 		return nil, err
 	}
 	st, err := p.db.PrepareContext(ctx, query)
-	return st, p.seen(err)
+	return st, p.seen(ctx, err)
 }
 
 func (p gatedPool) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
@@ -54,7 +57,7 @@ func (p gatedPool) ExecContext(ctx context.Context, query string, args ...any) (
 		return nil, err
 	}
 	res, err := p.db.ExecContext(ctx, query, args...)
-	return res, p.seen(err)
+	return res, p.seen(ctx, err)
 }
 
 func (p gatedPool) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
@@ -62,7 +65,7 @@ func (p gatedPool) QueryContext(ctx context.Context, query string, args ...any) 
 		return nil, err
 	}
 	rows, err := p.db.QueryContext(ctx, query, args...)
-	return rows, p.seen(err)
+	return rows, p.seen(ctx, err)
 }
 
 // QueryRowContext cannot refuse: *sql.Row carries its error out of
@@ -76,16 +79,28 @@ func (p gatedPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, e
 		return nil, err
 	}
 	tx, err := p.db.BeginTx(ctx, opts)
-	return tx, p.seen(err)
+	return tx, p.seen(ctx, err)
 }
 
 // GetDBConn lets gorm's DB() find the pool underneath, for migrations.
 func (p gatedPool) GetDBConn() (*sql.DB, error) { return p.db, nil }
 
-// connLost reports whether err means the server was not reached or the
-// connection died, as opposed to a statement the server refused.
-func connLost(err error) bool {
-	var netErr net.Error
+// connLost reports whether err, met by a statement run under ctx, means
+// the server was not reached or the connection died, as opposed to a
+// statement the server refused or one that ran out of time. When ctx is
+// done, or err is a context's deadline or cancellation, the statement
+// was slow or its caller gave up: that is no news of the server, and
+// the driver's broken-connection errors that follow a cancelled
+// statement are not either. The server's own hang is found by the
+// checker's ping, and by the driver's read and write timeouts (see
+// ParseURL), whose errors are not context errors.
+func connLost(ctx context.Context, err error) bool {
+	if err == nil || ctx.Err() != nil ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
 	var myErr *mysql.MySQLError
 	switch {
 	case errors.Is(err, ErrUnavailable),
@@ -93,7 +108,11 @@ func connLost(err error) bool {
 		errors.Is(err, mysql.ErrInvalidConn),
 		errors.Is(err, syscall.ECONNREFUSED),
 		errors.Is(err, syscall.ECONNRESET),
-		errors.As(err, &netErr):
+		errors.Is(err, syscall.EPIPE),
+		errors.Is(err, io.EOF),
+		errors.Is(err, io.ErrUnexpectedEOF),
+		errors.As(err, &opErr),
+		errors.As(err, &dnsErr):
 		return true
 	case errors.As(err, &myErr):
 		// 1053: server shutdown in progress; 1927: connection killed.
@@ -107,7 +126,7 @@ func connLost(err error) bool {
 // sees them.
 func markLostConns(db *gorm.DB) error {
 	mark := func(tx *gorm.DB) {
-		if tx.Error != nil && connLost(tx.Error) && !errors.Is(tx.Error, ErrUnavailable) {
+		if connLost(tx.Statement.Context, tx.Error) && !errors.Is(tx.Error, ErrUnavailable) {
 			tx.Error = fmt.Errorf("%w: %w", ErrUnavailable, tx.Error)
 		}
 	}

@@ -9,13 +9,15 @@ import (
 )
 
 // SignInPerson answers a person by id and the person's account (nil for
-// none), read as Read reads, for checks of a credential issued earlier,
-// such as an access token's subject, that must go on while the primary
-// is down.
+// none), for checks of a credential issued earlier, such as an access
+// token's subject. It decides access, so it reads as ReadPrimaryFirst
+// does: a person who left or an account disabled a moment ago is seen
+// at once, and the check still goes on, from a replica, while the
+// primary is down.
 func (s *Store) SignInPerson(ctx context.Context, personID string) (*Person, *Account, error) {
 	var p Person
 	var acct *Account
-	err := s.Read(ctx, func(db *gorm.DB) error {
+	err := s.ReadPrimaryFirst(ctx, func(db *gorm.DB) error {
 		acct = nil
 		if err := db.Where("id = ?", personID).Take(&p).Error; err != nil {
 			return err

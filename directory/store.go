@@ -136,6 +136,11 @@ func gormConfig() *gorm.Config {
 	}
 }
 
+// statementTimeout bounds the wait for a MySQL/MariaDB server to take or
+// answer any one packet, when the URL sets no readTimeout or
+// writeTimeout.
+const statementTimeout = 30 * time.Second
+
 // ParseURL splits a database URL into its dialect and the driver's
 // connection string.
 func ParseURL(rawURL string) (migrations.Dialect, string, error) {
@@ -161,8 +166,23 @@ func ParseURL(rawURL string) (migrations.Dialect, string, error) {
 		// A primary that is gone must not hold callers for the
 		// driver's default dial wait; loopback refuses at once, a
 		// hung host does not.
-		if !strings.Contains(dsn, "timeout=") {
+		if !hasParam(dsn, "timeout") {
 			params.Set("timeout", "2s")
+		}
+		// Nor must a server that hangs with a statement in flight
+		// hold it forever: the statement fails with a broken
+		// connection, which rolls its transaction back. Migrations
+		// and the largest OA import's statements take far less.
+		for _, k := range []string{"readTimeout", "writeTimeout"} {
+			if !hasParam(dsn, k) {
+				params.Set(k, statementTimeout.String())
+			}
+		}
+		// A statement waiting on another's row lock gives up (error
+		// 1205, which Lifecycle runs again) well before the read
+		// timeout would take it for a hung server.
+		if !hasParam(dsn, "innodb_lock_wait_timeout") {
+			params.Set("innodb_lock_wait_timeout", "20")
 		}
 		sep := "?"
 		if strings.Contains(dsn, "?") {
@@ -171,6 +191,20 @@ func ParseURL(rawURL string) (migrations.Dialect, string, error) {
 		return migrations.MySQL, dsn + sep + params.Encode(), nil
 	}
 	return "", "", fmt.Errorf("directory: database url %q: want sqlite:PATH or mysql://USER:PASS@tcp(HOST:PORT)/DB", redact(rawURL))
+}
+
+// hasParam reports whether a go-sql-driver DSN sets the parameter name.
+func hasParam(dsn, name string) bool {
+	_, query, ok := strings.Cut(dsn, "?")
+	if !ok {
+		return false
+	}
+	for _, kv := range strings.Split(query, "&") {
+		if k, _, _ := strings.Cut(kv, "="); k == name {
+			return true
+		}
+	}
+	return false
 }
 
 // redact hides the password of a database URL for error messages.

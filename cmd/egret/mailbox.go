@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/egretair/egret/directory"
 	"github.com/egretair/egret/mailcore/peer"
 	"github.com/egretair/egret/mailcore/store"
@@ -38,13 +40,19 @@ type backMailbox struct {
 }
 
 // ServeHTTP answers DELETE factsPath{account}: 204 once the mail is
-// gone, also when there was none.
+// gone, also when there was none; 400 for what is not an account id
+// as the directory writes them (a lowercase UUID), such as a login, an
+// address or an id in capitals, which name no folder.
 func (b *backMailbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !fromFront(r, b.secret, b.sources) {
 		http.Error(w, "forbidden", http.StatusForbidden)
 		return
 	}
 	id := r.PathValue("account")
+	if u, err := uuid.Parse(id); err != nil || u.String() != id {
+		http.Error(w, "not an account id", http.StatusBadRequest)
+		return
+	}
 	acct, _, err := b.dir.FindAccount(r.Context(), id)
 	switch {
 	case errors.Is(err, directory.ErrNotFound):

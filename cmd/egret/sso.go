@@ -125,7 +125,7 @@ func (a *app) loginGuard(dir *directory.Store, log *slog.Logger) *guard.Guard {
 				return acct.ID
 			}
 			return ""
-		}, Read: dir.Read}, dir.DB(), log)
+		}, Read: dir.ReadPrimaryFirst}, dir.DB(), log)
 	return a.signinGuard
 }
 

@@ -20,8 +20,10 @@
 // ones, and a restart does not lift them. A lock the database cannot
 // take, while its primary is down, is held in this process's memory
 // until it ends instead; `egret sso unlock` does not see it. Check
-// reads the locks through Config.Read, from a replica where there is
-// one, so sign-in goes on during such an outage.
+// reads the locks through Config.Read: from the primary while it is up,
+// so a lock holds from the failure that made it on; from a replica
+// while it is down, so sign-in goes on during such an outage, honouring
+// the locks the replica had received and those this process holds.
 //
 // A name that is no account is counted under the name itself, so an
 // unknown user and a known one are treated, timed and answered alike.
@@ -63,9 +65,10 @@ type Config struct {
 	Resolve func(ctx context.Context, user string) string
 	// Now answers the time; nil means time.Now.
 	Now func() time.Time
-	// Read runs the lockout lookup of Check, a read that may trail the
-	// primary (directory.Store.Read), so sign-in goes on from a replica
-	// while the primary is down; nil reads db.
+	// Read runs the lockout lookup of Check. It must read the primary
+	// while it is up, so a lock just written is honoured at once, and
+	// may read a replica while the primary is down, so sign-in goes on
+	// (directory.Store.ReadPrimaryFirst); nil reads db.
 	Read func(ctx context.Context, fn func(db *gorm.DB) error) error
 }
 

@@ -40,9 +40,11 @@ type Keys struct {
 	// Grace is how long a retired key still verifies; zero means
 	// DefaultKeyGrace.
 	Grace time.Duration
-	// Read runs Published's query as a read that may trail the
-	// primary (directory.Store.Read), so tokens verify while the
-	// primary is down; nil reads DB.
+	// Read runs Published's query. It must read the primary while it
+	// is up, so a token signed with a key rotated in a moment ago
+	// verifies at once, and may read a replica while the primary is
+	// down, so tokens still verify then
+	// (directory.Store.ReadPrimaryFirst); nil reads DB.
 	Read func(ctx context.Context, fn func(db *gorm.DB) error) error
 }
 

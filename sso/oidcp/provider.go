@@ -98,7 +98,7 @@ func New(ctx context.Context, cfg Config) (*Provider, error) {
 		cfg.Log = slog.Default()
 	}
 	db := cfg.Store.DB()
-	keys := Keys{DB: db, Grace: cfg.KeyGrace, Read: cfg.Store.Read}
+	keys := Keys{DB: db, Grace: cfg.KeyGrace, Read: cfg.Store.ReadPrimaryFirst}
 	if _, err := keys.Active(ctx); err != nil {
 		return nil, err
 	}
