@@ -60,8 +60,8 @@ func (u Users) Find(ctx context.Context, who string) (Identity, error) {
 
 // BySubject answers the identity of a person by id, refusing one who
 // has left or whose account is disabled since the token was issued. It
-// reads from a replica when it may, so tokens work while the primary
-// database is down.
+// reads the primary while that is up, so a disabled account is refused
+// at once, and a replica while it is down, so tokens still work.
 func (u Users) BySubject(ctx context.Context, subject string) (Identity, error) {
 	p, acct, err := u.Store.SignInPerson(ctx, subject)
 	if errors.Is(err, directory.ErrNotFound) {
