@@ -55,7 +55,11 @@ func (s *Server) updateUser(w http.ResponseWriter, r *http.Request) {
 	if body.Mobile != nil {
 		ch.Mobile = oasync.NormMobile(*body.Mobile)
 	}
-	u, err := s.lifecycle().UpdateUser(r.Context(), r.PathValue("id"), ch)
+	who, ok := s.pathUser(w, r)
+	if !ok {
+		return
+	}
+	u, err := s.lifecycle().UpdateUser(r.Context(), who.ID, ch)
 	s.answerUser(w, r, u, err, http.StatusOK)
 }
 
@@ -66,7 +70,11 @@ func (s *Server) changeAddress(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &body, false) {
 		return
 	}
-	u, err := s.lifecycle().ChangeAddress(r.Context(), r.PathValue("id"), body.Address)
+	who, ok := s.pathUser(w, r)
+	if !ok {
+		return
+	}
+	u, err := s.lifecycle().ChangeAddress(r.Context(), who.ID, body.Address)
 	s.answerUser(w, r, u, err, http.StatusOK)
 }
 
@@ -77,7 +85,11 @@ func (s *Server) moveUser(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &body, false) {
 		return
 	}
-	u, err := s.lifecycle().MoveUser(r.Context(), r.PathValue("id"), body.UnitID)
+	who, ok := s.pathUser(w, r)
+	if !ok {
+		return
+	}
+	u, err := s.lifecycle().MoveUser(r.Context(), who.ID, body.UnitID)
 	s.answerUser(w, r, u, err, http.StatusOK)
 }
 
@@ -90,7 +102,11 @@ func (s *Server) setEnabled(w http.ResponseWriter, r *http.Request, on bool) {
 	if !decodeBody(w, r, &body, true) {
 		return
 	}
-	u, err := s.lifecycle().SetEnabled(r.Context(), r.PathValue("id"), on)
+	who, ok := s.pathUser(w, r)
+	if !ok {
+		return
+	}
+	u, err := s.lifecycle().SetEnabled(r.Context(), who.ID, on)
 	s.answerUser(w, r, u, err, http.StatusOK)
 }
 
@@ -108,7 +124,11 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 		}
 		retention = time.Duration(days) * 24 * time.Hour
 	}
-	u, err := s.lifecycle().DeleteUser(r.Context(), r.PathValue("id"), retention)
+	who, ok := s.pathUser(w, r)
+	if !ok {
+		return
+	}
+	u, err := s.lifecycle().DeleteUser(r.Context(), who.ID, retention)
 	s.answerUser(w, r, u, err, http.StatusOK)
 }
 
@@ -117,12 +137,20 @@ func (s *Server) restoreUser(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &body, true) {
 		return
 	}
-	u, err := s.lifecycle().RestoreUser(r.Context(), r.PathValue("id"))
+	who, ok := s.pathUser(w, r)
+	if !ok {
+		return
+	}
+	u, err := s.lifecycle().RestoreUser(r.Context(), who.ID)
 	s.answerUser(w, r, u, err, http.StatusOK)
 }
 
 func (s *Server) listAliases(w http.ResponseWriter, r *http.Request) {
-	list, err := s.lifecycle().Aliases(r.Context(), r.PathValue("id"))
+	who, ok := s.pathUser(w, r)
+	if !ok {
+		return
+	}
+	list, err := s.lifecycle().Aliases(r.Context(), who.ID)
 	if err != nil {
 		s.writeLifecycleError(w, r, err)
 		return
@@ -137,7 +165,11 @@ func (s *Server) addAlias(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &body, false) {
 		return
 	}
-	al, err := s.lifecycle().AddAlias(r.Context(), r.PathValue("id"), body.Address)
+	who, ok := s.pathUser(w, r)
+	if !ok {
+		return
+	}
+	al, err := s.lifecycle().AddAlias(r.Context(), who.ID, body.Address)
 	if err != nil {
 		s.writeLifecycleError(w, r, err)
 		return
@@ -146,7 +178,11 @@ func (s *Server) addAlias(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) removeAlias(w http.ResponseWriter, r *http.Request) {
-	err := s.lifecycle().RemoveAlias(r.Context(), r.PathValue("id"), r.PathValue("address"))
+	who, ok := s.pathUser(w, r)
+	if !ok {
+		return
+	}
+	err := s.lifecycle().RemoveAlias(r.Context(), who.ID, r.PathValue("address"))
 	if err != nil {
 		s.writeLifecycleError(w, r, err)
 		return

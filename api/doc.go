@@ -6,7 +6,8 @@
 // needs one scope:
 //
 //	directory:read   GET  /api/v1/users, /api/v1/users/{id},
-//	                      /api/v1/orgunits/{id}, /api/v1/users/{id}/aliases
+//	                      /api/v1/orgunits, /api/v1/orgunits/{id},
+//	                      /api/v1/users/{id}/aliases
 //	directory:write  POST /api/v1/users/{id}/password, and the lifecycle:
 //	                      creating, changing, moving and deleting org units
 //	                      and users' accounts, aliases (lifecycle.go)
@@ -14,6 +15,9 @@
 //	oa:sync          POST /api/v1/oa/snapshot, /api/v1/oa/changes,
 //	                      GET /api/v1/oa/plans, /api/v1/oa/plans/{id},
 //	                      POST /api/v1/oa/plans/{id}/approve
+//
+// Every /api/v1/users/{id} route takes for {id} what GET takes: a
+// person id, an OA id or a login, tried in that order.
 //
 // A key with scope "*" may do everything. Errors are JSON objects of the
 // form {"error": {"code": "...", "message": "..."}} with a status code

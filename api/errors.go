@@ -50,7 +50,8 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 // the caller's 404, anything else is logged and answered as a temporary
 // failure, since it is almost always the database being unreachable.
 // While the primary database is down (directory.ErrUnavailable) the
-// change was not made, and the answer says to try again.
+// answer says to try again: for a read (GET, HEAD) that the directory's
+// primary database is unavailable, for a write that nothing was changed.
 func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, directory.ErrNotFound):
@@ -60,9 +61,12 @@ func (s *Server) writeStoreError(w http.ResponseWriter, r *http.Request, err err
 	case errors.Is(err, directory.ErrUnavailable):
 		s.log().Warn("request refused: primary database down", slog.String("path", r.URL.Path),
 			slog.Any("err", err))
+		msg := "the primary database is down; nothing was changed; try again shortly"
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			msg = "the directory's primary database is unavailable; try again shortly"
+		}
 		w.Header().Set("Retry-After", "5")
-		writeError(w, http.StatusServiceUnavailable, codeUnavailable,
-			"the primary database is down; nothing was changed; try again shortly")
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, msg)
 	default:
 		s.log().Error("request failed", slog.String("path", r.URL.Path), slog.Any("err", err))
 		w.Header().Set("Retry-After", "5")

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -32,7 +33,8 @@ func (s *Server) facts() FactsReader {
 }
 
 // mailboxFacts answers a user's mailbox counts and latest messages.
-// {id} is a user id, an account id, a login or an address.
+// {id} is what GET /users/{id} takes (a person id, OA id or login), an
+// account id or an address.
 func (s *Server) mailboxFacts(w http.ResponseWriter, r *http.Request) {
 	src := s.facts()
 	if src == nil {
@@ -63,20 +65,23 @@ func (s *Server) mailboxFacts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"account_id": acct.ID, "address": acct.Address, "mailbox": facts})
 }
 
-// findAccount answers the account that {id} names as a user (person)
-// id or as FindAccount reads it.
+// findAccount answers the account of the user that {id} names as every
+// /users/{id} route reads it (findUser), or else the account whose id
+// or address {id} is.
 func (s *Server) findAccount(r *http.Request) (*directory.Account, error) {
-	id := r.PathValue("id")
-	acct, _, err := s.Store.FindAccount(r.Context(), id)
-	if !errors.Is(err, directory.ErrNotFound) {
-		return acct, err
+	u, err := s.findUser(r)
+	if err == nil {
+		if u.Account == nil {
+			return nil, fmt.Errorf("%w: user %s has no mail account", directory.ErrNotFound, u.ID)
+		}
+		return u.Account, nil
 	}
-	u, err := s.Store.GetUser(r.Context(), id)
-	if err != nil {
+	if !errors.Is(err, directory.ErrNotFound) {
 		return nil, err
 	}
-	if u.Account == nil {
-		return nil, directory.ErrNotFound
+	acct, _, err := s.Store.FindAccount(r.Context(), r.PathValue("id"))
+	if errors.Is(err, directory.ErrNotFound) {
+		return nil, fmt.Errorf("%w: user or account %q", directory.ErrNotFound, r.PathValue("id"))
 	}
-	return u.Account, nil
+	return acct, err
 }

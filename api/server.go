@@ -76,6 +76,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/v1/users", s.scoped("directory:read", s.listUsers))
 	mux.Handle("GET /api/v1/users/{id}", s.scoped("directory:read", s.getUser))
 	mux.Handle("POST /api/v1/users/{id}/password", s.scoped("directory:write", s.setPassword))
+	mux.Handle("GET /api/v1/orgunits", s.scoped("directory:read", s.listOrgUnits))
 	mux.Handle("GET /api/v1/orgunits/{id}", s.scoped("directory:read", s.getOrgUnit))
 	mux.Handle("POST /api/v1/oa/snapshot", s.scoped("oa:sync", s.importSnapshot))
 	s.oaRoutes(mux)

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"gorm.io/gorm"
+
 	"github.com/egretair/egret/directory"
 )
 
@@ -66,13 +68,34 @@ func intParam(v string, def, lo, hi int) (int, error) {
 	return n, nil
 }
 
-func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
-	u, err := s.Store.GetUser(r.Context(), r.PathValue("id"))
+// findUser answers the user that the path's {id} names, as every
+// /users/{id} route reads it: a person id, an OA id or a login (compared
+// without regard to case), tried in that order.
+func (s *Server) findUser(r *http.Request) (*directory.User, error) {
+	id := r.PathValue("id")
+	u, err := s.Store.GetUser(r.Context(), id)
+	if errors.Is(err, directory.ErrNotFound) {
+		return nil, fmt.Errorf("%w: user %q", directory.ErrNotFound, id)
+	}
+	return u, err
+}
+
+// pathUser is findUser for a handler: when findUser fails, pathUser
+// answers the request itself (404 for no such user, 503 while the
+// database is down) and ok is false.
+func (s *Server) pathUser(w http.ResponseWriter, r *http.Request) (u *directory.User, ok bool) {
+	u, err := s.findUser(r)
 	if err != nil {
 		s.writeStoreError(w, r, err)
-		return
+		return nil, false
 	}
-	writeJSON(w, http.StatusOK, u)
+	return u, true
+}
+
+func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
+	if u, ok := s.pathUser(w, r); ok {
+		writeJSON(w, http.StatusOK, u)
+	}
 }
 
 // maxPasswordBody bounds the body of a password change.
@@ -89,16 +112,15 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	u, err := s.Store.GetUser(r.Context(), r.PathValue("id"))
-	if err != nil {
-		s.writeStoreError(w, r, err)
+	u, ok := s.pathUser(w, r)
+	if !ok {
 		return
 	}
 	if u.Account == nil {
 		writeError(w, http.StatusNotFound, codeNotFound, "user "+u.ID+" has no mail account")
 		return
 	}
-	_, err = s.Store.SetPassword(r.Context(), u.Account.ID, *body.Password)
+	_, err := s.Store.SetPassword(r.Context(), u.Account.ID, *body.Password)
 	if errors.Is(err, directory.ErrWeakPassword) {
 		writeError(w, http.StatusUnprocessableEntity, codeInvalid, err.Error())
 		return
@@ -109,6 +131,63 @@ func (s *Server) setPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	s.log().Info("password changed", slog.String("account", u.Account.ID), slog.String("via", "api"))
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// unitList is the answer of GET /api/v1/orgunits.
+type unitList struct {
+	OrgUnits []directory.OrgUnit `json:"orgunits"`
+	Total    int64               `json:"total"`
+	Page     int                 `json:"page"`
+	PerPage  int                 `json:"per_page"`
+}
+
+// listOrgUnits answers one page of the top-level units (those without a
+// parent), or with ?parent= (an id or OA id) of that unit's children,
+// in display order. It is a list, so it may be read from a replica.
+func (s *Server) listOrgUnits(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	page, err := intParam(q.Get("page"), 1, 1, 1<<30)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "page: "+err.Error())
+		return
+	}
+	perPage, err := intParam(q.Get("per_page"), defaultPerPage, 1, maxPerPage)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "per_page: "+err.Error())
+		return
+	}
+	parent := q.Get("parent")
+
+	var list unitList
+	err = s.Store.Read(r.Context(), func(db *gorm.DB) error {
+		list = unitList{OrgUnits: []directory.OrgUnit{}, Page: page, PerPage: perPage}
+		sel := db.Model(&directory.OrgUnit{}).Where("parent_id IS NULL")
+		if parent != "" {
+			var p directory.OrgUnit
+			err := db.Where("id = ? OR oa_id = ?", parent, parent).Take(&p).Error
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return fmt.Errorf("%w: org unit %q", directory.ErrNotFound, parent)
+			}
+			if err != nil {
+				return fmt.Errorf("directory: get unit %q: %w", parent, err)
+			}
+			sel = db.Model(&directory.OrgUnit{}).Where("parent_id = ?", p.ID)
+		}
+		if err := sel.Count(&list.Total).Error; err != nil {
+			return fmt.Errorf("directory: count units: %w", err)
+		}
+		err := sel.Order("sort_order, name, id").Offset((page - 1) * perPage).Limit(perPage).
+			Find(&list.OrgUnits).Error
+		if err != nil {
+			return fmt.Errorf("directory: list units: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		s.writeStoreError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) getOrgUnit(w http.ResponseWriter, r *http.Request) {

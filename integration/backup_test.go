@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,6 +20,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-smtp"
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/egretair/egret/directory/dirtest"
 )
@@ -91,6 +93,9 @@ func TestBackupRestoreWhileMailArrives(t *testing.T) {
 		ended.Sub(began).Round(time.Millisecond), before, sentAll, moves, manifest)
 	if moves == 0 {
 		t.Fatal("the mover changed nothing during the backup")
+	}
+	if !strings.Contains(manifest, "\nreplica_of: none\n") || !strings.Contains(manifest, "\nreplica_check: not a replica\n") {
+		t.Errorf("the MANIFEST of a primary's backup does not say it is no replica:\n%s", manifest)
 	}
 
 	// A damaged backup and a target that is not empty are refused.
@@ -174,6 +179,108 @@ func TestBackupRestoreWhileMailArrives(t *testing.T) {
 	}
 	t.Logf("%s: %d messages, moved and flagged during the backup, compared by body",
 		users[2].login, len(got))
+}
+
+// TestBackupRefusesAStaleReplica backs up the replica of a private
+// MariaDB pair: while it follows its primary the backup is taken and its
+// MANIFEST records the replica's state; with its SQL thread stopped the
+// backup is refused, naming the thread, and leaves no folder behind;
+// --allow-stale takes it anyway and says so in the MANIFEST.
+func TestBackupRefusesAStaleReplica(t *testing.T) {
+	needTool(t, "mariadb-dump")
+	needTool(t, "mariadb")
+
+	pair := dirtest.StartPair(t)
+	prim, err := sql.Open("mysql", pair.PrimaryDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prim.Close()
+	for _, q := range []string{"CREATE TABLE notes (id INT PRIMARY KEY, body VARCHAR(50))",
+		"INSERT INTO notes VALUES (1, 'before')"} {
+		if _, err := prim.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	pair.WaitCaughtUp(t)
+	dataDir := t.TempDir()
+	backup := func(dbURL string, args ...string) (string, string, error) {
+		dest := filepath.Join(t.TempDir(), "backup")
+		out, err := script("bash", append([]string{filepath.Join(repoRoot, "scripts/backup"),
+			"--database", dbURL, "--data-dir", dataDir, "--dest", dest}, args...)...)
+		return dest, out, err
+	}
+
+	dest, out, err := backup(pair.ReplicaURL())
+	if err != nil {
+		t.Fatalf("backup of a replica that follows its primary: %v\n%s", err, out)
+	}
+	manifest := readFile(t, filepath.Join(dest, "MANIFEST"))
+	for _, want := range []string{"replica_of: " + pair.PrimaryAddr(), "replica_io_running: Yes",
+		"replica_sql_running: Yes", "replica_seconds_behind: 0", "replica_check: passed"} {
+		if !strings.Contains(manifest, "\n"+want) {
+			t.Errorf("the MANIFEST lacks %q:\n%s", want, manifest)
+		}
+	}
+
+	// A backup user without SLAVE MONITOR cannot read the state of the
+	// replica, which is read_only: it is refused too.
+	primRoot, err := sql.Open("mysql", "root@tcp("+pair.PrimaryAddr()+")/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primRoot.Close()
+	for _, q := range []string{"CREATE USER 'backup'@'127.0.0.1' IDENTIFIED BY 'backup-secret'",
+		"GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT, RELOAD, BINLOG MONITOR ON *.* TO 'backup'@'127.0.0.1'"} {
+		if _, err := primRoot.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	pair.WaitCaughtUp(t)
+	replica, err := mysql.ParseDSN(pair.ReplicaDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, out, err = backup("mysql://backup:backup-secret@tcp(" + replica.Addr + ")/" + dirtest.PairDatabase)
+	if err == nil || !strings.Contains(out, "grant the backup user SLAVE MONITOR") {
+		t.Errorf("backup of a replica whose state cannot be read: %v; want a refusal naming the grant:\n%s", err, out)
+	}
+	t.Logf("refused:\n%s", out)
+
+	// The replica's SQL thread stops: what it dumps no longer moves.
+	root, err := sql.Open("mysql", "root@tcp("+replica.Addr+")/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	if _, err := root.Exec("STOP SLAVE SQL_THREAD"); err != nil {
+		t.Fatalf("STOP SLAVE SQL_THREAD: %v", err)
+	}
+	if _, err := prim.Exec("INSERT INTO notes VALUES (2, 'after')"); err != nil {
+		t.Fatal(err)
+	}
+
+	dest, out, err = backup(pair.ReplicaURL())
+	if err == nil {
+		t.Fatalf("backup of a replica whose SQL thread is stopped was taken:\n%s", out)
+	}
+	if !strings.Contains(out, "SQL thread is not running") || !strings.Contains(out, "--allow-stale") {
+		t.Errorf("the refusal does not say why or how to override:\n%s", out)
+	}
+	t.Logf("refused:\n%s", out)
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Errorf("a refused backup left %s behind (%v)", dest, err)
+	}
+
+	dest, out, err = backup(pair.ReplicaURL(), "--allow-stale")
+	if err != nil {
+		t.Fatalf("backup with --allow-stale: %v\n%s", err, out)
+	}
+	manifest = readFile(t, filepath.Join(dest, "MANIFEST"))
+	if !strings.Contains(manifest, "\nreplica_sql_running: No\n") ||
+		!strings.Contains(manifest, "\nreplica_check: stale, taken with --allow-stale: its SQL thread is not running") {
+		t.Errorf("the MANIFEST of a stale backup does not say so:\n%s", manifest)
+	}
 }
 
 // backupUsers gives the first three available people of the snapshot

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
@@ -95,23 +96,84 @@ func heartbeatURL(httpAddr string) string {
 }
 
 // printCluster writes one block per node: this one first, then the
-// peers in cluster.nodes. A node that does not answer is shown as down,
-// which is no error: status is how an operator finds that out.
+// peers in cluster.nodes. A node is shown once, however often it is
+// listed: the one egret.toml of a cluster lists every node, this one
+// too. A node that does not answer is shown as down, which is no
+// error: status is how an operator finds that out.
 func (a *app) printCluster(ctx context.Context, w io.Writer) {
 	client := &http.Client{Timeout: 3 * time.Second}
 	urls := append([]string{heartbeatURL(a.cfg.HTTP.Addr)}, a.cfg.clusterNodes()...)
+	var beats []fetchedBeat
+	fetched, shown := map[string]bool{}, map[string]bool{}
 	for _, u := range urls {
-		hb, err := node.Fetch(ctx, client, u)
-		fmt.Fprintln(w)
-		if hb.Node == "" {
-			fmt.Fprintf(w, "node %s\n  down: %v\n", u, err)
+		if fetched[u] {
 			continue
 		}
-		printHeartbeat(w, hb, err)
+		fetched[u] = true
+		hb, err := node.Fetch(ctx, client, u)
+		if hb.Node != "" {
+			if shown[hb.Node] {
+				continue
+			}
+			shown[hb.Node] = true
+		}
+		beats = append(beats, fetchedBeat{url: u, hb: hb, err: err})
+	}
+
+	members, _ := a.cfg.clusterMembers()
+	names := memberNames(members, beats)
+	for _, b := range beats {
+		fmt.Fprintln(w)
+		if b.hb.Node == "" {
+			fmt.Fprintf(w, "node %s\n  down: %v\n", b.url, b.err)
+			continue
+		}
+		printHeartbeat(w, b.hb, b.err, names)
 	}
 }
 
-func printHeartbeat(w io.Writer, hb node.Heartbeat, err error) {
+// fetchedBeat is a node's heartbeat as status read it from url; hb.Node
+// is "" when the node did not answer.
+type fetchedBeat struct {
+	url string
+	hb  node.Heartbeat
+	err error
+}
+
+// memberNames answers the node name of each back breaker (a member key
+// such as "b1/1", or a back listed once), where a heartbeat read now
+// tells it: the node that answered at the member's HTTP address in
+// cluster.backs.
+func memberNames(members []backNode, beats []fetchedBeat) map[string]string {
+	byAddr := map[string]string{}
+	for _, b := range beats {
+		if b.hb.Node == "" {
+			continue
+		}
+		if u, err := url.Parse(b.url); err == nil && u.Host != "" {
+			byAddr[u.Host] = b.hb.Node
+		}
+		if host, _, err := net.SplitHostPort(b.hb.Addr); err == nil && host != "" &&
+			!net.ParseIP(host).IsUnspecified() {
+			byAddr[b.hb.Addr] = b.hb.Node
+		}
+	}
+	names := map[string]string{}
+	for _, m := range members {
+		key := m.Member
+		if key == "" {
+			key = m.Name
+		}
+		if name := byAddr[m.HTTP]; name != "" {
+			names[key] = name
+		}
+	}
+	return names
+}
+
+// printHeartbeat writes one node's block. names gives the node name of
+// the members its breakers watch, where status knows it (memberNames).
+func printHeartbeat(w io.Writer, hb node.Heartbeat, err error, names map[string]string) {
 	fmt.Fprintf(w, "node %s\n", hb.Node)
 	fmt.Fprintf(w, "  role        %s\n", hb.Role)
 	fmt.Fprintf(w, "  address     %s\n", hb.Addr)
@@ -139,15 +201,36 @@ func printHeartbeat(w io.Writer, hb node.Heartbeat, err error) {
 		fmt.Fprintf(w, "  lease       %s %s, fence %d, holder %s\n", l.Back, l.State, l.Fence, l.Holder)
 	}
 	for _, b := range breakers {
-		line := fmt.Sprintf("  breaker     %s %s", b.Node, b.State)
-		if l := b.Lease; l != nil {
-			line += fmt.Sprintf("  (%s, fence %d)", l.State, l.Fence)
-		}
-		if b.Routed {
-			line += "  routed"
-		}
-		fmt.Fprintln(w, line)
+		fmt.Fprintln(w, breakerLine(b, names))
 	}
+}
+
+// breakerLine renders a front's breaker for one back or member: its
+// key, the member's node name where known, the breaker's state, and
+// the lease the member's last heartbeat told. While the breaker is not
+// closed that heartbeat may be old, so the lease reads as last seen. An
+// active member is the lease's holder, so its lease names it too.
+func breakerLine(b node.BreakerStatus, names map[string]string) string {
+	name := names[b.Node]
+	if l := b.Lease; name == "" && l != nil && l.State == "active" {
+		name = l.Holder
+	}
+	line := "  breaker     " + b.Node
+	if name != "" && name != b.Node {
+		line += " " + name
+	}
+	line += " " + b.State
+	if l := b.Lease; l != nil {
+		seen := ""
+		if b.State != "closed" {
+			seen = "last seen "
+		}
+		line += fmt.Sprintf("  (%s%s, fence %d)", seen, l.State, l.Fence)
+	}
+	if b.Routed {
+		line += "  routed"
+	}
+	return line
 }
 
 func firstLine(s string) string {

@@ -20,10 +20,12 @@ func (a *app) statusCmd() *cobra.Command {
 			"writes, checked now from this machine. Then the change log's head,\n" +
 			"the LDAP mirror's cursor, and how far behind it is in rows and in\n" +
 			"time, read from the database, so it answers while LDAP or serve is\n" +
-			"down. Then each node's heartbeat: this node's (at http.addr) and\n" +
-			"those listed in cluster.nodes, with role, address, uptime, each\n" +
-			"service's state and restart count, a back's lease (active or\n" +
-			"standby, fence, holder), the breakers and the queue.",
+			"down. Then each node's heartbeat, once however often it is listed:\n" +
+			"this node's (at http.addr) and those in cluster.nodes, with role,\n" +
+			"address, uptime, each service's state and restart count, a back's\n" +
+			"lease (active or standby, fence, holder), the queue, and a front's\n" +
+			"breakers: each back member with its node name where known, and the\n" +
+			"lease it last reported (\"last seen\" while its breaker is not closed).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			health, err := directory.Probe(a.cfg.Database.URL, a.databaseOptions()...)
