@@ -46,7 +46,7 @@ func (a *app) serveCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&importFile, "import", "",
-		"import this OA snapshot before serving (as `egret oa import` does)")
+		"import the OA snapshot in `FILE` before serving, as \"egret oa import FILE\" does")
 	return cmd
 }
 
