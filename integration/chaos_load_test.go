@@ -42,8 +42,7 @@ type chaosLoad struct {
 	accounts []chaosAccount
 	smtp     []string
 	imap     []string
-	stop     chan struct{}
-	done     sync.WaitGroup
+	rounds
 
 	mu       sync.Mutex
 	msgs     map[string]*chaosMessage
@@ -57,42 +56,15 @@ type chaosLoad struct {
 // startChaosLoad sends one message every sendEvery and tries one
 // sign-in every probeEvery until stopLoad.
 func startChaosLoad(accounts []chaosAccount, fronts []*node, sendEvery, probeEvery time.Duration) *chaosLoad {
-	l := &chaosLoad{accounts: accounts, stop: make(chan struct{}),
+	l := &chaosLoad{accounts: accounts,
 		msgs: map[string]*chaosMessage{}, refusals: map[string]int{}, loginErr: map[string]int{}}
 	for _, f := range fronts {
 		l.smtp = append(l.smtp, f.smtpAddr)
 		l.imap = append(l.imap, f.imapAddr)
 	}
-	l.done.Add(2)
-	go l.every(sendEvery, l.send)
-	go l.every(probeEvery, l.probe)
+	l.every(sendEvery, l.send)
+	l.every(probeEvery, l.probe)
 	return l
-}
-
-// every calls round with 0, 1, 2 ... once every interval until the
-// load stops; a slow round delays the next one.
-func (l *chaosLoad) every(interval time.Duration, round func(k int)) {
-	defer l.done.Done()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for k := 0; ; k++ {
-		select {
-		case <-l.stop:
-			return
-		case <-tick.C:
-		}
-		round(k)
-	}
-}
-
-// stopLoad ends the load and waits for the rounds in flight.
-func (l *chaosLoad) stopLoad() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.done.Wait()
 }
 
 // send sends round k's message to its account through one front, and

@@ -32,8 +32,7 @@ type chaosChange struct {
 type chaosWriter struct {
 	fronts []*node
 	parent string
-	stop   chan struct{}
-	done   sync.WaitGroup
+	rounds
 
 	mu      sync.Mutex
 	changes []*chaosChange
@@ -41,37 +40,16 @@ type chaosWriter struct {
 
 // startChaosWriter starts posting departments under the OA unit parent.
 func startChaosWriter(fronts []*node, parent string, interval time.Duration) *chaosWriter {
-	w := &chaosWriter{fronts: fronts, parent: parent, stop: make(chan struct{})}
-	w.done.Add(1)
-	go func() {
-		defer w.done.Done()
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for k := 0; ; k++ {
-			select {
-			case <-w.stop:
-				return
-			case <-tick.C:
-			}
-			c := &chaosChange{id: fmt.Sprintf("chaos-dept-%04d", k),
-				name: fmt.Sprintf("混沌 %04d", k), at: time.Now()}
-			c.status, c.retryAfter, c.err = w.post(w.fronts[k%len(w.fronts)], c)
-			w.mu.Lock()
-			w.changes = append(w.changes, c)
-			w.mu.Unlock()
-		}
-	}()
+	w := &chaosWriter{fronts: fronts, parent: parent}
+	w.every(interval, func(k int) {
+		c := &chaosChange{id: fmt.Sprintf("chaos-dept-%04d", k),
+			name: fmt.Sprintf("混沌 %04d", k), at: time.Now()}
+		c.status, c.retryAfter, c.err = w.post(w.fronts[k%len(w.fronts)], c)
+		w.mu.Lock()
+		w.changes = append(w.changes, c)
+		w.mu.Unlock()
+	})
 	return w
-}
-
-// stopWriter ends the posts and waits for the one in flight.
-func (w *chaosWriter) stopWriter() {
-	select {
-	case <-w.stop:
-	default:
-		close(w.stop)
-	}
-	w.done.Wait()
 }
 
 // post sends c as a page of changes and answers the status and

@@ -121,7 +121,7 @@ func TestChaosKillsEachComponentInTurn(t *testing.T) {
 	// The database primary dies while OA changes come in; the nodes go
 	// on reading the replica.
 	w := startChaosWriter(r.fronts, root, chaosWriteEvery)
-	t.Cleanup(w.stopWriter)
+	t.Cleanup(w.stopLoad)
 	time.Sleep(2 * time.Second)
 	begin("database primary")
 	r.db.KillPrimary(t)
@@ -132,7 +132,7 @@ func TestChaosKillsEachComponentInTurn(t *testing.T) {
 	dbUp := time.Now()
 	t.Logf("%v: database primary back", time.Since(began).Round(time.Millisecond))
 	time.Sleep(chaosSettle)
-	w.stopWriter()
+	w.stopLoad()
 	last := failures[len(failures)-1]
 	last.to, last.sentTo = time.Now(), ld.mark()
 	ld.stopLoad()

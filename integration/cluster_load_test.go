@@ -34,8 +34,7 @@ type imapFailure struct {
 // node, one each every interval, taking the users in turn.
 type load struct {
 	users []loadUser
-	stop  chan struct{}
-	done  sync.WaitGroup
+	rounds
 
 	mu        sync.Mutex
 	acked     []map[string]bool // per user, the tokens answered 250
@@ -46,14 +45,13 @@ type load struct {
 
 // startLoad starts the load on n; stopLoad ends it.
 func startLoad(t *testing.T, n *node, users []loadUser, interval time.Duration) *load {
-	l := &load{users: users, stop: make(chan struct{}),
+	l := &load{users: users,
 		acked: make([]map[string]bool, len(users)), imapFails: make([][]imapFailure, len(users)),
 		imapOK: make([]int, len(users))}
 	for i := range users {
 		l.acked[i] = map[string]bool{}
 	}
-	l.done.Add(2)
-	go l.run(interval, func(k int) {
+	l.every(interval, func(k int) {
 		u := l.users[k%len(l.users)]
 		token := randomString(t, 16)
 		err := sendToken(n.smtpAddr, u.address, token)
@@ -65,7 +63,7 @@ func startLoad(t *testing.T, n *node, users []loadUser, interval time.Duration) 
 		}
 		l.acked[k%len(l.users)][token] = true
 	})
-	go l.run(interval, func(k int) {
+	l.every(interval, func(k int) {
 		i := k % len(l.users)
 		u := l.users[i]
 		_, err := inboxCount(n.imapAddr, u.login, u.password)
@@ -79,32 +77,6 @@ func startLoad(t *testing.T, n *node, users []loadUser, interval time.Duration) 
 	})
 	t.Cleanup(l.stopLoad)
 	return l
-}
-
-// run calls round with 0, 1, 2 ... once every interval until the load
-// stops; a slow round delays the next rather than piling up.
-func (l *load) run(interval time.Duration, round func(k int)) {
-	defer l.done.Done()
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for k := 0; ; k++ {
-		select {
-		case <-l.stop:
-			return
-		case <-tick.C:
-		}
-		round(k)
-	}
-}
-
-// stopLoad ends the load and waits for the rounds in flight.
-func (l *load) stopLoad() {
-	select {
-	case <-l.stop:
-	default:
-		close(l.stop)
-	}
-	l.done.Wait()
 }
 
 // sendToken sends one message with the token over SMTP.
