@@ -286,3 +286,83 @@ func inboxFiles(t *testing.T, dataDir string) int {
 	}
 	return n
 }
+
+// TestStandbyRefusesAStoreFolderThatIsNotTheSharedOne starts b1b on a
+// folder of its own, as on a host where the shared volume is not
+// mounted. When the active b1a dies, b1b takes the lease but refuses
+// to serve that folder: it gives the lease back, logs an error naming
+// the folder, and writes nothing there. b1a, restarted on the shared
+// folder, serves again with all its mail, and the mail sent meanwhile.
+func TestStandbyRefusesAStoreFolderThatIsNotTheSharedOne(t *testing.T) {
+	dbURL := dirtest.URL(t, "mysql")
+	lmtps := freePorts(t, 2)
+	secret := randomString(t, 24)
+	shared := filepath.Join(t.TempDir(), "b1")
+	unmounted := filepath.Join(t.TempDir(), "b1-mountpoint")
+	var members []*node
+	var spec []string
+	for i, name := range []string{"b1a", "b1b"} {
+		dir := shared
+		if i == 1 {
+			dir = unmounted
+		}
+		m := startNodeEnv(t, dbURL, "EGRET_NODE_ROLE=back", "EGRET_NODE_NAME="+name,
+			"EGRET_NODE_BACK=b1", "EGRET_NODE_DATA_DIR="+dir,
+			"EGRET_LMTP_ADDR="+lmtps[i], "EGRET_CLUSTER_PROXY_SECRET="+secret,
+			"EGRET_CLUSTER_LEASE_TTL=2s")
+		members = append(members, m)
+		spec = append(spec, fmt.Sprintf("b1=%s/%s/%s", m.imapAddr, lmtps[i], m.httpAddr))
+	}
+	front := startNodeEnv(t, dbURL, "EGRET_NODE_ROLE=front", "EGRET_NODE_NAME=f1",
+		"EGRET_CLUSTER_PROXY_SECRET="+secret, "EGRET_CLUSTER_BACKS="+strings.Join(spec, ","),
+		"EGRET_CLUSTER_BREAKER_INTERVAL=300ms", "EGRET_QUEUE_RETRY_SCHEDULE=1s")
+	a, b := members[0], members[1]
+	waitLease(t, a, "active", 5*time.Second)
+
+	pw := randomString(t, 20)
+	addr := createUser(t, front, "ortiz", pw, 0)
+	want := []string{"before the kill"}
+	sendTo(t, front, addr, want[0])
+	waitSubjects(t, front, "ortiz", pw, want, 15*time.Second)
+
+	kill(t, a)
+	sendTo(t, front, addr, "while nobody serves")
+	want = append(want, "while nobody serves")
+	// The lease lapses after 2 s; b1b tries it every second, and
+	// refuses its folder each time it gets it.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(tail(b.logPath, 200), "not the store folder of this back") {
+		if time.Now().After(deadline) {
+			t.Fatalf("b1b logged no refusal of its folder:\n%s", tail(b.logPath, 20))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	refusal := ""
+	for _, line := range strings.Split(tail(b.logPath, 200), "\n") {
+		if strings.Contains(line, "not the store folder of this back") {
+			refusal = line
+		}
+	}
+	if !strings.Contains(refusal, `"level":"ERROR"`) || !strings.Contains(refusal, filepath.Join(unmounted, "mail")) ||
+		!strings.Contains(refusal, "mounted") {
+		t.Fatalf("b1b's refusal does not name the folder and the fix: %s", refusal)
+	}
+	if l, err := leaseOf(b); err != nil || l.State != "standby" {
+		t.Fatalf("b1b after refusing its folder: %+v, %v; want standby", l, err)
+	}
+	for _, name := range []string{"fence", "store-id", "accounts"} {
+		if _, err := os.Stat(filepath.Join(unmounted, "mail", name)); err == nil {
+			t.Errorf("b1b wrote %s into the folder it refused", name)
+		}
+	}
+
+	// The shared folder's member comes back and serves everything.
+	a = relaunch(t, a)
+	waitLease(t, a, "active", 15*time.Second)
+	sendTo(t, front, addr, "after the return")
+	want = append(want, "after the return")
+	waitSubjects(t, front, "ortiz", pw, want, 20*time.Second)
+	if l, err := leaseOf(b); err != nil || l.State != "standby" {
+		t.Fatalf("b1b after b1a's return: %+v, %v; want standby", l, err)
+	}
+}

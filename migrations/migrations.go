@@ -18,6 +18,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"time"
 
 	"github.com/pressly/goose/v3"
 )
@@ -64,17 +65,59 @@ func provider(db *sql.DB, d Dialect) (*goose.Provider, error) {
 	return goose.NewProvider(gd, db, fsys)
 }
 
+// lockName is the MySQL named lock that Up holds: goose takes no lock
+// of its own on MySQL, and two nodes started at once on a fresh
+// database would otherwise both create the same tables.
+const lockName = "egret_migrations"
+
+// lockWait bounds the wait for another node's migrations.
+const lockWait = 120 * time.Second
+
 // Up applies every migration the database lacks and answers the version
-// it is at afterwards.
+// it is at afterwards. On MySQL it holds a named lock meanwhile, so
+// nodes started together apply each migration once: the others wait,
+// then find nothing left to do.
 func Up(ctx context.Context, db *sql.DB, d Dialect) (int64, error) {
 	p, err := provider(db, d)
 	if err != nil {
 		return 0, err
 	}
+	if d == MySQL {
+		unlock, err := lock(ctx, db)
+		if err != nil {
+			return 0, err
+		}
+		defer unlock()
+	}
 	if _, err := p.Up(ctx); err != nil {
 		return 0, fmt.Errorf("migrations: up: %w", err)
 	}
 	return p.GetDBVersion(ctx)
+}
+
+// lock takes the named lock on a connection of its own, which holds it
+// until unlock: a MySQL named lock belongs to the session that took it.
+func lock(ctx context.Context, db *sql.DB) (unlock func(), err error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("migrations: lock: %w", err)
+	}
+	var got sql.NullInt64
+	err = conn.QueryRowContext(ctx, "SELECT GET_LOCK(?, ?)", lockName,
+		int(lockWait/time.Second)).Scan(&got)
+	if err == nil && got.Int64 != 1 {
+		err = fmt.Errorf("another node held %s for %s", lockName, lockWait)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("migrations: lock: %w", err)
+	}
+	return func() {
+		var released sql.NullInt64
+		conn.QueryRowContext(context.Background(), "SELECT RELEASE_LOCK(?)",
+			lockName).Scan(&released)
+		conn.Close()
+	}, nil
 }
 
 // Status is one migration's state in a database.

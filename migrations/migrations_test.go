@@ -2,10 +2,13 @@ package migrations_test
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/egretair/egret/directory"
@@ -67,5 +70,39 @@ func TestUpIsCompleteAndRepeatable(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestUpRunsOnceWhenTwoNodesStartTogether(t *testing.T) {
+	files := files(t, migrations.MySQL)
+	want, _ := strconv.ParseInt(files[len(files)-1][:5], 10, 64)
+	ctx := context.Background()
+	// The race is narrow: a few fresh databases make it show without
+	// the lock.
+	for round := range 4 {
+		dsn := dirtest.NewMySQLDatabase(t)
+		// Each node has its own pool, as two processes would.
+		var dbs [2]*sql.DB
+		for i := range dbs {
+			db, err := sql.Open("mysql", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			dbs[i] = db
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, len(dbs))
+		versions := make([]int64, len(dbs))
+		for i, db := range dbs {
+			wg.Go(func() { versions[i], errs[i] = migrations.Up(ctx, db, migrations.MySQL) })
+		}
+		wg.Wait()
+		for i := range dbs {
+			if errs[i] != nil || versions[i] != want {
+				t.Errorf("round %d, node %d: up = version %d, %v; want version %d",
+					round, i, versions[i], errs[i], want)
+			}
+		}
 	}
 }

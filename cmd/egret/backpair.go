@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/egretair/egret/directory"
 	"github.com/egretair/egret/mailcore/lease"
 	"github.com/egretair/egret/mailcore/node"
+	"github.com/egretair/egret/mailcore/queue"
 	"github.com/egretair/egret/mailcore/store"
 )
 
@@ -38,6 +42,7 @@ import (
 type backPair struct {
 	keeper *lease.Keeper
 	mail   *store.Store
+	folder string // the store folder, for the log
 	log    *slog.Logger
 
 	mu    sync.Mutex
@@ -61,25 +66,59 @@ func (a *app) openBackStore(ctx context.Context, dir *directory.Store) (*store.S
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &backPair{mail: st, log: a.log, conns: map[net.Conn]struct{}{}}
+	p := &backPair{mail: st, folder: path, log: a.log, conns: map[net.Conn]struct{}{}}
 	p.keeper = &lease.Keeper{
 		Lease: lease.Lease{DB: db, Name: a.cfg.backName(),
 			Holder: a.cfg.nodeName(), TTL: a.cfg.Cluster.LeaseTTL},
 		Gained: p.gained,
 		Lost:   p.lost,
+		Check:  p.check,
 		Log:    a.log,
 	}
 	p.keeper.Try(ctx)
 	return st, p, nil
 }
 
-// gained serves the store under the new fence.
-func (p *backPair) gained(_ context.Context, fence uint64) error {
-	return p.mail.Take(store.Fence{
+// gained serves the store under the new fence, once the folder is
+// found to be the store the lease names. The first holder records the
+// folder's id in the lease.
+func (p *backPair) gained(ctx context.Context, fence uint64) error {
+	l := &p.keeper.Lease
+	ctx, cancel := context.WithTimeout(ctx, l.TTL/2)
+	defer cancel()
+	row, err := l.Read(ctx)
+	if err != nil {
+		return err
+	}
+	err = p.mail.Take(store.Fence{
 		Number:  fence,
 		Holding: func() error { return p.keeper.Holding(fence) },
 		Lost:    func() { p.keeper.Drop("the store folder holds a higher fence") },
+		Broken:  func(err error) { p.keeper.GiveUp(err.Error()) },
+		StoreID: row.StoreID,
 	})
+	if err != nil {
+		return err
+	}
+	if row.StoreID == "" {
+		if err := l.RecordStore(ctx, fence, p.mail.ID()); err != nil {
+			p.mail.Stand()
+			return err
+		}
+		p.log.Info("store id recorded in the lease", "back", l.Name,
+			"store_id", p.mail.ID(), "folder", p.folder)
+	}
+	return nil
+}
+
+// check reads the store folder's fence for the keeper: a newer
+// holder's fence is the lease lost.
+func (p *backPair) check() error {
+	err := p.mail.Verify()
+	if errors.Is(err, store.ErrFenced) {
+		return fmt.Errorf("%w: %w", lease.ErrLost, err)
+	}
+	return err
 }
 
 // lost stops writing and cuts every connection served under the lease.
@@ -203,4 +242,18 @@ func (h *homes) member(name string) (backNode, bool) {
 		}
 	}
 	return backNode{}, false
+}
+
+// retryOnRecovery makes the queue try the mail it holds for the mail
+// domain as soon as a back may take it again (its breaker closed, or a
+// standby took over), rather than after the retry delay: mail deferred
+// by a hung active need not wait a minute or more once the standby
+// serves.
+func (f *frontParts) retryOnRecovery(q *queue.Queue, domain string) {
+	suffix := "@" + strings.ToLower(domain)
+	f.peers.Recovered = func(string) {
+		q.Kick(func(rc queue.Recipient) bool {
+			return strings.HasSuffix(strings.ToLower(rc.Address), suffix)
+		})
+	}
 }

@@ -128,6 +128,9 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 			return err
 		}
 		defer q.Close()
+		if fr != nil {
+			fr.retryOnRecovery(q, cfg.Mail.Domain)
+		}
 		q.Notifier = dsn.New(dsn.Config{Hostname: cfg.Node.Hostname,
 			From: "postmaster@" + cfg.Mail.Domain}, q, log)
 	}

@@ -77,6 +77,7 @@ func (s *Server) signIn(addr, address string) (net.Conn, string, error) {
 	}
 	creds := base64.StdEncoding.EncodeToString(
 		[]byte(address + "\x00" + s.cfg.ProxyIdentity + "\x00" + s.cfg.ProxySecret))
+	c.SetDeadline(time.Now().Add(signInTimeout))
 	if _, err := fmt.Fprintf(c, "P1 AUTHENTICATE PLAIN %s\r\n", creds); err != nil {
 		return fail(err)
 	}

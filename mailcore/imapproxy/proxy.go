@@ -17,8 +17,14 @@ const (
 	maxLiteral       = 4 << 10
 	preAuthTimeout   = 5 * time.Minute
 	handshakeTimeout = 30 * time.Second
-	// DefaultDialTimeout bounds connecting and signing in to a back.
-	DefaultDialTimeout = 10 * time.Second
+	// DefaultDialTimeout bounds connecting to a back and reading its
+	// greeting: a back that is alive greets at once, and a hung one
+	// (whose kernel still takes the connection) must not hold the
+	// client's login long.
+	DefaultDialTimeout = 3 * time.Second
+	// signInTimeout bounds the back's reply to the proxy login, which
+	// reads the directory and may load the account's index.
+	signInTimeout = 10 * time.Second
 )
 
 // Breakers is what the proxy asks before calling a back node and tells
@@ -45,8 +51,8 @@ type Config struct {
 	// imapd.ProxyLogin).
 	ProxyIdentity string
 	ProxySecret   string
-	// DialTimeout bounds reaching a back and signing in there; zero
-	// means DefaultDialTimeout.
+	// DialTimeout bounds reaching a back and its greeting; zero means
+	// DefaultDialTimeout. The sign-in after it has ten seconds.
 	DialTimeout time.Duration
 }
 

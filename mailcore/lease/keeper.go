@@ -22,12 +22,31 @@ type Keeper struct {
 	Gained func(ctx context.Context, fence uint64) error
 	// Lost is called once the member must stop writing.
 	Lost func(cause string)
-	Log  *slog.Logger
+	// Check, when set, is called after every renewal while the member
+	// holds the lease, to read the store folder's fence: an error
+	// wrapping ErrLost (a newer holder wrote its fence) makes the
+	// member stand by, any other error makes it give the lease up as
+	// GiveUp does.
+	Check func() error
+	// Backoff is how long a member that could not serve the store
+	// waits before it tries to take the lease again; zero means ten
+	// seconds.
+	Backoff time.Duration
+	Log     *slog.Logger
 
 	mu     sync.Mutex
 	fence  uint64    // 0 while standby
 	tried  time.Time // start of the last renewal that got an answer
 	failed bool      // the last attempt did not reach the database
+	resume time.Time // no acquisition before
+}
+
+// backoff answers Backoff or its default.
+func (k *Keeper) backoff() time.Duration {
+	if k.Backoff > 0 {
+		return k.Backoff
+	}
+	return 10 * time.Second
 }
 
 // Status answers this member's view: its fence, 0 while standby.
@@ -68,6 +87,26 @@ func (k *Keeper) Drop(cause string) {
 	}
 }
 
+// GiveUp makes the member standby at once, as Drop does, and lets the
+// lease lapse now, so that the other member may take it; this one does
+// not try to take it again for Backoff. It is for a member that cannot
+// serve the store folder (its fence file is gone or damaged).
+func (k *Keeper) GiveUp(cause string) {
+	k.mu.Lock()
+	was := k.fence
+	k.resume = time.Now().Add(k.backoff())
+	k.mu.Unlock()
+	if was == 0 {
+		return
+	}
+	k.Log.Error("lease given up", "back", k.Lease.Name, "node", k.Lease.Holder,
+		"fence", was, "cause", cause, "retry_in", k.backoff())
+	k.Drop(cause)
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	k.Lease.Release(rctx, was)
+}
+
 // Run keeps the lease until ctx ends, and then releases it.
 func (k *Keeper) Run(ctx context.Context) error {
 	poll := k.Poll
@@ -81,7 +120,8 @@ func (k *Keeper) Run(ctx context.Context) error {
 		if active {
 			wait = renew
 			k.renew(ctx, fence)
-		} else {
+			k.check(fence)
+		} else if k.mayAcquire() {
 			k.acquire(ctx)
 			if _, active := k.Status(); active {
 				wait = renew
@@ -98,6 +138,34 @@ func (k *Keeper) Run(ctx context.Context) error {
 			return nil
 		case <-time.After(wait):
 		}
+	}
+}
+
+// mayAcquire reports whether the back-off after a failure to serve
+// has passed.
+func (k *Keeper) mayAcquire() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return !time.Now().Before(k.resume)
+}
+
+// check reads the store folder's fence through Check while the member
+// holds the lease under fence: a member cut off from the database
+// learns of its successor there.
+func (k *Keeper) check(fence uint64) {
+	if k.Check == nil {
+		return
+	}
+	if f, _ := k.Status(); f != fence {
+		return
+	}
+	err := k.Check()
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrLost):
+		k.Drop(err.Error())
+	default:
+		k.GiveUp(err.Error())
 	}
 }
 
@@ -129,11 +197,15 @@ func (k *Keeper) acquire(ctx context.Context) {
 	k.fence, k.tried, k.failed = fence, start, false
 	k.mu.Unlock()
 	if err := k.Gained(ctx, fence); err != nil {
+		// Tried again at once, a folder that cannot be served would
+		// have the lease taken and given back every second.
 		k.mu.Lock()
 		k.fence = 0
+		k.resume = time.Now().Add(k.backoff())
 		k.mu.Unlock()
 		k.Log.Error("lease given back", "back", k.Lease.Name,
-			"node", k.Lease.Holder, "fence", fence, "err", err)
+			"node", k.Lease.Holder, "fence", fence, "err", err,
+			"retry_in", k.backoff())
 		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		k.Lease.Release(rctx, fence)
@@ -151,7 +223,7 @@ func (k *Keeper) renew(ctx context.Context, fence uint64) {
 	err := k.Lease.Renew(rctx, fence)
 	cancel()
 	if errors.Is(err, ErrLost) {
-		k.Drop("another node holds the lease")
+		k.lost(ctx, fence)
 		return
 	}
 	k.mu.Lock()
@@ -172,6 +244,29 @@ func (k *Keeper) renew(ctx context.Context, fence uint64) {
 			"node", k.Lease.Holder, "fence", fence)
 	}
 	k.failed = err != nil
+}
+
+// lost stands the member by after a renewal found the lease taken. A
+// lease taken under this member's own name while it was renewing can
+// only have been taken by another process with the same node.name,
+// which is not supported: the two would take it from each other at
+// every renewal. That is logged as such, and this member backs off.
+func (k *Keeper) lost(ctx context.Context, fence uint64) {
+	rctx, cancel := context.WithTimeout(ctx, k.Lease.TTL/2)
+	st, err := k.Lease.Read(rctx)
+	cancel()
+	if err == nil && st.Holder == k.Lease.Holder && st.Fence != fence {
+		k.mu.Lock()
+		k.resume = time.Now().Add(k.backoff())
+		k.mu.Unlock()
+		k.Log.Error("another process holds the lease under this node's name",
+			"back", k.Lease.Name, "node", k.Lease.Holder, "fence", fence,
+			"its_fence", st.Fence, "retry_in", k.backoff(),
+			"fix", "give each member of the back its own node.name")
+		k.Drop("another process with the same node.name took the lease")
+		return
+	}
+	k.Drop("another node holds the lease")
 }
 
 // Try makes one attempt to take the lease, for a member about to

@@ -26,6 +26,9 @@ type State struct {
 	Fence uint64
 	// Live is true while the lease has not lapsed.
 	Live bool
+	// StoreID is the id of the store folder the back serves (see
+	// store.Fence), "" while none is recorded.
+	StoreID string
 }
 
 // Lease is one logical back's row, seen by one member.
@@ -50,7 +53,7 @@ func (l *Lease) Acquire(ctx context.Context) (uint64, error) {
 	// The row is made once; a lapsed lease from the start.
 	_, err := db.ExecContext(ctx, `INSERT IGNORE INTO back_leases
 		(name, holder, fence, expires_at, updated_at)
-		VALUES (?, '', 0, '2000-01-01 00:00:00', NOW(6))`, l.Name)
+		VALUES (?, '', 0, '2000-01-01 00:00:00', UTC_TIMESTAMP(6))`, l.Name)
 	if err != nil {
 		return 0, fmt.Errorf("lease %s: %w", l.Name, err)
 	}
@@ -62,9 +65,9 @@ func (l *Lease) Acquire(ctx context.Context) (uint64, error) {
 	defer tx.Rollback()
 	res, err := tx.ExecContext(ctx, `UPDATE back_leases
 		SET holder = ?, fence = fence + 1,
-		    expires_at = NOW(6) + INTERVAL ? MICROSECOND,
-		    updated_at = NOW(6)
-		WHERE name = ? AND (holder = ? OR expires_at < NOW(6))`,
+		    expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND,
+		    updated_at = UTC_TIMESTAMP(6)
+		WHERE name = ? AND (holder = ? OR expires_at < UTC_TIMESTAMP(6))`,
 		l.Holder, l.micros(), l.Name, l.Holder)
 	if err != nil {
 		return 0, fmt.Errorf("lease %s: acquire: %w", l.Name, err)
@@ -90,8 +93,8 @@ func (l *Lease) Acquire(ctx context.Context) (uint64, error) {
 // ErrLost when the row names another holder or fence.
 func (l *Lease) Renew(ctx context.Context, fence uint64) error {
 	res, err := l.DB.ExecContext(ctx, `UPDATE back_leases
-		SET expires_at = NOW(6) + INTERVAL ? MICROSECOND,
-		    updated_at = NOW(6)
+		SET expires_at = UTC_TIMESTAMP(6) + INTERVAL ? MICROSECOND,
+		    updated_at = UTC_TIMESTAMP(6)
 		WHERE name = ? AND holder = ? AND fence = ?`,
 		l.micros(), l.Name, l.Holder, fence)
 	if err != nil {
@@ -112,7 +115,7 @@ func (l *Lease) Renew(ctx context.Context, fence uint64) error {
 // alone.
 func (l *Lease) Release(ctx context.Context, fence uint64) error {
 	_, err := l.DB.ExecContext(ctx, `UPDATE back_leases
-		SET expires_at = NOW(6) - INTERVAL 1 SECOND, updated_at = NOW(6)
+		SET expires_at = UTC_TIMESTAMP(6) - INTERVAL 1 SECOND, updated_at = UTC_TIMESTAMP(6)
 		WHERE name = ? AND holder = ? AND fence = ?`,
 		l.Name, l.Holder, fence)
 	if err != nil {
@@ -126,8 +129,8 @@ func (l *Lease) Release(ctx context.Context, fence uint64) error {
 func (l *Lease) Read(ctx context.Context) (State, error) {
 	st := State{Name: l.Name}
 	err := l.DB.QueryRowContext(ctx, `SELECT holder, fence,
-		expires_at > NOW(6) FROM back_leases WHERE name = ?`, l.Name).
-		Scan(&st.Holder, &st.Fence, &st.Live)
+		expires_at > UTC_TIMESTAMP(6), store_id FROM back_leases WHERE name = ?`, l.Name).
+		Scan(&st.Holder, &st.Fence, &st.Live, &st.StoreID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, nil
 	}
@@ -135,4 +138,29 @@ func (l *Lease) Read(ctx context.Context) (State, error) {
 		return st, fmt.Errorf("lease %s: read: %w", l.Name, err)
 	}
 	return st, nil
+}
+
+// RecordStore records id as the store the back serves, for the holder
+// under fence, when the row records none yet. It answers ErrLost when
+// the lease is no longer held under fence, and an error when the row
+// records another store.
+func (l *Lease) RecordStore(ctx context.Context, fence uint64, id string) error {
+	_, err := l.DB.ExecContext(ctx, `UPDATE back_leases
+		SET store_id = ?, updated_at = UTC_TIMESTAMP(6)
+		WHERE name = ? AND holder = ? AND fence = ? AND store_id = ''`,
+		id, l.Name, l.Holder, fence)
+	if err != nil {
+		return fmt.Errorf("lease %s: record store: %w", l.Name, err)
+	}
+	st, err := l.Read(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case st.Holder != l.Holder || st.Fence != fence:
+		return ErrLost
+	case st.StoreID != id:
+		return fmt.Errorf("lease %s: the lease records store %s, not %s", l.Name, st.StoreID, id)
+	}
+	return nil
 }

@@ -1,16 +1,22 @@
 package lease_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/egretair/egret/directory/dirtest"
 	"github.com/egretair/egret/mailcore/lease"
+	"github.com/egretair/egret/migrations"
 )
 
 // database answers a migrated MariaDB database for the test.
@@ -214,4 +220,173 @@ func TestKeeperRefusesWritesAfterAPauseUntilItRenews(t *testing.T) {
 	if _, active := k.Status(); active {
 		t.Fatal("the woken keeper still active")
 	}
+}
+
+func TestLeaseIsJudgedInUTCWhateverTheSessionTimeZone(t *testing.T) {
+	dsn := dirtest.NewMySQLDatabase(t)
+	ctx := context.Background()
+	open := func(zone string) *sql.DB {
+		t.Helper()
+		db, err := sql.Open("mysql", dsn+"?time_zone="+url.QueryEscape("'"+zone+"'"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	if _, err := migrations.Up(ctx, open("+00:00"), migrations.MySQL); err != nil {
+		t.Fatal(err)
+	}
+	// Each pair of members: the holder's session in one zone, the
+	// other's in another, as after a change to summer time.
+	for _, zones := range [][2]string{{"+00:00", "+01:00"}, {"+01:00", "+00:00"}} {
+		back := "b-" + zones[0]
+		holder := &lease.Lease{DB: open(zones[0]), Name: back, Holder: "a", TTL: 5 * time.Second}
+		other := &lease.Lease{DB: open(zones[1]), Name: back, Holder: "b", TTL: 5 * time.Second}
+		if _, err := holder.Acquire(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if f, err := other.Acquire(ctx); !errors.Is(err, lease.ErrHeld) {
+			t.Errorf("holder at %s, other at %s: the other took the live lease (fence %d, %v)",
+				zones[0], zones[1], f, err)
+		}
+		if st, err := other.Read(ctx); err != nil || !st.Live || st.Holder != "a" {
+			t.Errorf("holder at %s, other at %s: the other reads %+v, %v; want live, held by a",
+				zones[0], zones[1], st, err)
+		}
+	}
+}
+
+func TestKeeperReadsTheFolderFenceAndGivesUpABrokenFolder(t *testing.T) {
+	db := database(t)
+	ttl := 500 * time.Millisecond
+	var mu sync.Mutex
+	var folder error
+	lost := make(chan string, 4)
+	k := &lease.Keeper{
+		Lease:   lease.Lease{DB: db, Name: "b1", Holder: "b1a", TTL: ttl},
+		Poll:    50 * time.Millisecond,
+		Backoff: 2 * time.Second,
+		Gained:  func(context.Context, uint64) error { return nil },
+		Lost:    func(cause string) { lost <- cause },
+		Check: func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			return folder
+		},
+		Log: slog.New(slog.DiscardHandler),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go k.Run(ctx)
+	waitActive := func() uint64 {
+		t.Helper()
+		for range 100 {
+			if f, active := k.Status(); active {
+				return f
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatal("keeper never active")
+		return 0
+	}
+	waitActive()
+
+	// The folder's fence file names a newer holder: the member stands
+	// by at its next tick, though the database says nothing.
+	mu.Lock()
+	folder = fmt.Errorf("%w: folder fence 9", lease.ErrLost)
+	mu.Unlock()
+	select {
+	case <-lost:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the keeper did not stand by for a newer fence in the folder")
+	}
+
+	// It takes the lease again (it is still the holder in the
+	// database); then the folder's fence file goes: the lease is given
+	// back at once, for the other member, and not taken again before
+	// the back-off.
+	mu.Lock()
+	folder = nil
+	mu.Unlock()
+	waitActive()
+	mu.Lock()
+	folder = errors.New("fence file missing")
+	mu.Unlock()
+	select {
+	case <-lost:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the keeper did not give up a broken folder")
+	}
+	gaveUp := time.Now()
+	other := &lease.Lease{DB: db, Name: "b1", Holder: "b1b", TTL: 300 * time.Millisecond}
+	if _, err := other.Acquire(context.Background()); err != nil {
+		t.Fatalf("the other member cannot take the lease given up: %v", err)
+	}
+	time.Sleep(time.Second)
+	if _, active := k.Status(); active {
+		t.Fatalf("the keeper took the lease again %v after giving it up", time.Since(gaveUp))
+	}
+	mu.Lock()
+	folder = nil
+	mu.Unlock()
+	waitActive()
+	if d := time.Since(gaveUp); d < 2*time.Second {
+		t.Fatalf("the keeper took the lease again after %v, want the back-off of 2s", d)
+	}
+}
+
+func TestKeeperSaysWhenTwoProcessesShareANodeName(t *testing.T) {
+	db := database(t)
+	ttl := 500 * time.Millisecond
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	k := &lease.Keeper{
+		Lease:  lease.Lease{DB: db, Name: "b1", Holder: "b1x", TTL: ttl},
+		Gained: func(context.Context, uint64) error { return nil },
+		Lost:   func(string) {},
+		Log:    slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &logMu}, nil)),
+	}
+	k.Try(context.Background())
+	if _, active := k.Status(); !active {
+		t.Fatal("keeper not active after Try")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go k.Run(ctx)
+
+	// A second process with the same node.name takes the lease.
+	twin := &lease.Lease{DB: db, Name: "b1", Holder: "b1x", TTL: ttl}
+	if _, err := twin.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		logMu.Lock()
+		out := logs.String()
+		logMu.Unlock()
+		if strings.Contains(out, "level=ERROR") && strings.Contains(out, "own node.name") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no error naming the shared node.name; log:\n%s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, active := k.Status(); active {
+		t.Fatal("keeper still active after its twin took the lease")
+	}
+}
+
+// lockedWriter serialises writes to a buffer read by the test.
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

@@ -14,13 +14,40 @@ import (
 	"github.com/egretair/egret/mailcore/queue"
 )
 
+// DefaultTimeout bounds the wait for an LMTP server's greeting and
+// each of its replies.
+const DefaultTimeout = 10 * time.Second
+
 // Client delivers queued messages to an LMTP server. It is the queue's
 // Transport for local recipients.
+//
+// A server that stops answering (a hung process whose kernel still
+// accepts connections) fails the delivery within Timeout of the step
+// it stopped at, temporarily, rather than holding the attempt until
+// the queue's own limit.
 type Client struct {
 	// Addr is "unix:PATH" for a unix socket, or HOST:PORT.
 	Addr string
 	// LocalName is sent in LHLO; empty means "localhost".
 	LocalName string
+	// Timeout bounds the wait for the greeting, for each reply and for
+	// each write of the message; zero means DefaultTimeout. The
+	// replies to the message's end may take a second more per MiB of
+	// the message and a hundredth of Timeout per recipient: the server stores it
+	// before it answers.
+	Timeout time.Duration
+}
+
+// idleConn is a connection whose writes each fail after idle without
+// progress: the message is written with no deadline of go-smtp's.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleConn) Write(p []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	return c.Conn.Write(p)
 }
 
 // Dial connects to addr, "unix:PATH" or HOST:PORT.
@@ -45,14 +72,22 @@ func (c *Client) Deliver(ctx context.Context, d queue.Delivery, body io.Reader) 
 		return out
 	}
 
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
 	conn, err := Dial(ctx, c.Addr)
 	if err != nil {
 		return all(fmt.Errorf("lmtp: %w", err))
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
-	}
-	cl := smtp.NewClientLMTP(conn)
+	// go-smtp sets its own deadline for every reply; the context's
+	// end closes the connection whatever the step.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	cl := smtp.NewClientLMTP(&idleConn{Conn: conn, idle: timeout})
+	cl.CommandTimeout = timeout
+	cl.SubmissionTimeout = timeout + time.Duration(d.Size>>20)*time.Second +
+		time.Duration(len(d.Recipients))*timeout/100
 	defer cl.Close()
 	name := c.LocalName
 	if name == "" {

@@ -270,3 +270,50 @@ func TestQuotaRepliesAreTemporaryWhenFullAndPermanentWhenTooBig(t *testing.T) {
 		t.Errorf("retry after an expunge: %v, want delivered", err)
 	}
 }
+
+func TestAServerThatNeverAnswersFailsWithinTheTimeout(t *testing.T) {
+	// The kernel accepts the connections of a paused process; the
+	// greeting, or a reply, never comes.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	greet := make(chan bool, 4)
+	go func() {
+		var conns []net.Conn
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				for _, c := range conns {
+					c.Close()
+				}
+				return
+			}
+			conns = append(conns, c)
+			if <-greet {
+				// Greets and answers LHLO, then falls silent.
+				fmt.Fprintf(c, "220 hung.example LMTP\r\n")
+				buf := make([]byte, 512)
+				c.Read(buf)
+				fmt.Fprintf(c, "250-hung.example\r\n250 DSN\r\n")
+			}
+		}
+	}()
+	for _, greets := range []bool{false, true} {
+		greet <- greets
+		c := &Client{Addr: ln.Addr().String(), Timeout: 300 * time.Millisecond}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		start := time.Now()
+		errs := c.Deliver(ctx, queue.Delivery{ID: "q1", From: "a@remote.example",
+			Recipients: []string{"ines@" + domain}}, strings.NewReader("Subject: x\r\n\r\nx\r\n"))
+		cancel()
+		took := time.Since(start)
+		if len(errs) != 1 || errs[0] == nil || queue.IsPermanent(errs[0]) {
+			t.Fatalf("greeting %v: delivery to a silent server = %v; want a temporary error", greets, errs)
+		}
+		if took > 2*time.Second {
+			t.Fatalf("greeting %v: delivery to a silent server took %v; want about the timeout", greets, took)
+		}
+	}
+}

@@ -100,11 +100,19 @@ func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailab
 // Peers holds one breaker per back node, or per member of a back with
 // a standby. Make it with New.
 type Peers struct {
+	// Recovered, when set before Run, is called with a back's name,
+	// in a goroutine of its own, when calls to it may succeed again:
+	// its breaker closed, or it is routed to another member (a standby
+	// took over). A front's queue then tries the mail it holds for
+	// the back at once rather than after its retry delay.
+	Recovered func(back string)
+
 	cfg     Config
 	log     *slog.Logger
 	peers   []Peer
 	cbs     map[string]*gobreaker.CircuitBreaker[struct{}]
 	members map[string][]string // back -> its members' breakers
+	backOf  map[string]string   // breaker -> its back
 
 	mu     sync.Mutex
 	last   map[string]string            // breaker -> last error, for logs
@@ -149,12 +157,14 @@ func New(cfg Config, peers []Peer, log *slog.Logger, reg prometheus.Registerer) 
 		last:  map[string]string{},
 
 		members: map[string][]string{},
+		backOf:  map[string]string{},
 		leases:  map[string]*node.LeaseStatus{},
 		routed:  map[string]string{},
 	}
 	for _, pr := range peers {
 		name := pr.key()
 		p.members[pr.Name] = append(p.members[pr.Name], name)
+		p.backOf[name] = pr.Name
 		p.cbs[name] = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 			Name: name,
 			// One success in half-open closes the breaker.
@@ -188,6 +198,14 @@ func (p *Peers) changed(name string, from, to gobreaker.State) {
 		p.log.Info("breaker half-open", "peer", name)
 	case gobreaker.StateClosed:
 		p.log.Info("breaker closed", "peer", name)
+		p.recovered(p.backOf[name])
+	}
+}
+
+// recovered tells Recovered of a back that may be called again.
+func (p *Peers) recovered(back string) {
+	if p.Recovered != nil {
+		go p.Recovered(back)
 	}
 }
 
@@ -377,5 +395,10 @@ func (p *Peers) noteRoute(back string) {
 		p.log.Warn("back unroutable", "peer", back, "from", from, "cause", err)
 	default:
 		p.log.Info("back routed", "peer", back, "member", to, "from", from, "fence", fence)
+		// A half-open member is only being tried: its breaker
+		// closing tells Recovered, should it answer.
+		if p.cbs[to].State() == gobreaker.StateClosed {
+			p.recovered(back)
+		}
 	}
 }

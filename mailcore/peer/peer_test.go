@@ -289,3 +289,48 @@ func TestBackWithAStandbyRoutesToTheActiveMember(t *testing.T) {
 		t.Fatalf("Status = %+v", st)
 	}
 }
+
+func TestRecoveredIsToldWhenABackMayBeCalledAgain(t *testing.T) {
+	one, two := startMember(t, "active", 1), startMember(t, "standby", 1)
+	single := startMember(t, "active", 1)
+	cfg := Config{Interval: 20 * time.Millisecond, Failures: 2, OpenFor: 50 * time.Millisecond}
+	p := New(cfg, []Peer{
+		{Name: "b1", Member: "b1/1", Heartbeat: one.srv.URL + "/heartbeat"},
+		{Name: "b1", Member: "b1/2", Heartbeat: two.srv.URL + "/heartbeat"},
+		{Name: "b2", Heartbeat: single.srv.URL + "/heartbeat"},
+	}, slog.New(slog.DiscardHandler), nil)
+	told := make(chan string, 16)
+	p.Recovered = func(back string) { told <- back }
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	wait := func(want string) {
+		t.Helper()
+		timeout := time.After(2 * time.Second)
+		for {
+			select {
+			case got := <-told:
+				if got == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("Recovered not told of %s", want)
+			}
+		}
+	}
+	wait("b1") // first routed to b1/1
+
+	// The standby takes over: mail held for b1 may go now.
+	two.set("active", 2)
+	wait("b1")
+
+	// A single back's breaker opens, then closes again.
+	single.down.Store(true)
+	waitState(t, p, "b2", "open", 2*time.Second)
+	single.down.Store(false)
+	wait("b2")
+}

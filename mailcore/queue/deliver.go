@@ -83,6 +83,10 @@ func (q *Queue) worker(work <-chan *entry) {
 		q.attempt(e)
 		q.mu.Lock()
 		e.busy = false
+		if e.kick != nil && !e.deleted {
+			q.kickEntry(e, e.kick)
+		}
+		e.kick = nil
 		if e.deleted {
 			if q.entries[e.rec.ID] == e {
 				delete(q.entries, e.rec.ID)

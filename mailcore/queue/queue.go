@@ -174,6 +174,10 @@ type entry struct {
 
 	// busy is set while an attempt runs; Queue.mu guards it.
 	busy bool
+	// kick, set by Kick while an attempt runs, makes the recipients
+	// it matches due again as soon as the attempt ends; Queue.mu
+	// guards it.
+	kick func(Recipient) bool
 }
 
 // Open takes the queue folder's lock, creating the folder when needed,
@@ -427,6 +431,54 @@ func (q *Queue) Close() error {
 // Wake makes the queue look at its schedule now, as after a change of
 // the clock that Config.Now answers.
 func (q *Queue) Wake() { q.poke() }
+
+// Kick makes every deferred recipient that match accepts due now, for
+// a change that may let its delivery succeed (a back node that came
+// back, or a standby that took over): such mail need not wait out its
+// retry delay. A message whose attempt runs meanwhile has the
+// recipients it defers made due once the attempt ends. It answers how
+// many recipients it made due. The records are not written: a restart
+// keeps the times they hold.
+func (q *Queue) Kick(match func(Recipient) bool) int {
+	q.mu.Lock()
+	n := 0
+	for _, e := range q.entries {
+		if e.deleted {
+			continue
+		}
+		if e.busy {
+			e.kick = match
+			continue
+		}
+		if k := q.kickEntry(e, match); k > 0 {
+			n += k
+			q.reschedule(e)
+		}
+	}
+	q.mu.Unlock()
+	if n > 0 {
+		q.log.Info("deferred recipients due now", "recipients", n)
+		q.poke()
+	}
+	return n
+}
+
+// kickEntry makes the deferred recipients of e that match due now and
+// answers how many. The caller holds q.mu.
+func (q *Queue) kickEntry(e *entry, match func(Recipient) bool) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	now := q.cfg.Now().UTC()
+	n := 0
+	for i := range e.rec.Recipients {
+		rc := &e.rec.Recipients[i]
+		if rc.State == Deferred && rc.Next.After(now) && match(*rc) {
+			rc.Next = now
+			n++
+		}
+	}
+	return n
+}
 
 // Message opens the bytes of a queued message, as Enqueue wrote them.
 func (q *Queue) Message(id string) (io.ReadCloser, error) {

@@ -526,3 +526,57 @@ func TestASecondProcessCannotRunTheQueue(t *testing.T) {
 		t.Fatalf("second Open answered %v, want ErrLocked", err)
 	}
 }
+
+// gatedTransport fails every attempt, the first only once release is
+// closed, as a delivery to a back that hangs.
+type gatedTransport struct {
+	*recorder
+	release chan struct{}
+	started chan struct{}
+	once    sync.Once
+}
+
+func (g *gatedTransport) Deliver(ctx context.Context, d Delivery, body io.Reader) []error {
+	g.once.Do(func() {
+		close(g.started)
+		<-g.release
+	})
+	return g.recorder.Deliver(ctx, d, body)
+}
+
+func TestKickMakesDeferredRecipientsDueNow(t *testing.T) {
+	tr := &gatedTransport{recorder: newRecorder(), release: make(chan struct{}), started: make(chan struct{})}
+	// The first attempt fails for both; the remote one stays down.
+	remoteDown := true
+	tr.setFail(func(addr string) error {
+		if tr.attempts == 1 || remoteDown && addr == "ops@remote.example" {
+			return errors.New("451 unavailable")
+		}
+		return nil
+	})
+	q := open(t, Config{Dir: t.TempDir(), Retry: []time.Duration{time.Hour}}, tr)
+	q.Start()
+	enqueue(t, q, env("m1", "lina@egretair.example", "ops@remote.example"), "Subject: k\r\n\r\n")
+
+	// The kick comes while the first attempt hangs: the attempt's
+	// deferral does not wait out the hour.
+	<-tr.started
+	if n := q.Kick(func(rc Recipient) bool { return strings.HasSuffix(rc.Address, "@egretair.example") }); n != 0 {
+		t.Errorf("kick during the attempt made %d due, want none yet", n)
+	}
+	close(tr.release)
+	waitFor(t, "the kicked recipient is delivered", func() bool { return tr.count("lina@egretair.example") == 1 })
+
+	// The recipient the kick did not match waits for its schedule.
+	time.Sleep(100 * time.Millisecond)
+	if n := tr.count("ops@remote.example"); n != 0 {
+		t.Fatalf("the recipient not kicked was delivered %d times before its retry", n)
+	}
+	tr.mu.Lock()
+	remoteDown = false
+	tr.mu.Unlock()
+	if n := q.Kick(func(Recipient) bool { return true }); n != 1 {
+		t.Fatalf("second kick made %d recipients due, want 1", n)
+	}
+	waitFor(t, "the message leaves the queue", func() bool { return q.Len() == 0 })
+}

@@ -10,6 +10,7 @@
 //
 //	<dir>/
 //	  fence                              fence number of the serving node
+//	  store-id                           the store's id, in a shared folder
 //	  tmp/                               spool for deliveries in flight
 //	  accounts/<account-id>/
 //	    uidvalidity                      last UIDVALIDITY handed out
@@ -83,8 +84,30 @@
 // into <dir>/fence before the member serves, and every operation first
 // checks that the file holds no higher one, so a former writer that
 // wakes up after a pause refuses to write (ErrFenced) even when it
-// cannot reach the database. Take also drops the index held in memory:
-// the other member may have changed everything since.
+// cannot reach the database. The check is made again with the account
+// locked, before the rename or link that makes a change visible: an
+// APPEND or a delivery whose bytes took longer to arrive than the
+// lease lives stores nothing, and its temporary file goes. Take also
+// drops the index held in memory: the other member may have changed
+// everything since.
+//
+// The folder has an id, in <dir>/store-id, written once by the first
+// member to serve it, and recorded in the lease (Fence.StoreID). What
+// is fatal:
+//
+//   - a missing or different store-id, when the lease records one:
+//     Take refuses (ErrWrongFolder) before it writes anything, since
+//     the folder is not the store (a volume not mounted);
+//   - a damaged fence file (unreadable, or not a number): Take refuses
+//     (ErrFenceFile), since it may hide a newer holder's number; the
+//     operator removes the file once no member serves the folder;
+//   - a fence file that disappears, or turns unreadable, while the
+//     store serves: the store stops at once (ErrFenceFile, Fence.Broken)
+//     rather than report a takeover that did not happen.
+//
+// A missing fence file is not fatal to Take when the store-id matches:
+// the folder is the store, and the fence number from the database is
+// newer than any holder's before, so Take writes a new file.
 //
 // # Use
 //

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -149,5 +150,151 @@ func TestFencedStoreAsksItsLeaseBeforeEveryChange(t *testing.T) {
 	_, err := st.Deliver(context.Background(), "q-2", []string{acct}, strings.NewReader("Subject: two\r\n\r\nx\r\n"))
 	if !errors.Is(err, ErrFenced) {
 		t.Fatalf("delivery with the lease unsure = %v, want ErrFenced", err)
+	}
+}
+
+// gatedReader gives its bytes once open is closed, as a client whose
+// upload stalls.
+type gatedReader struct {
+	open <-chan struct{}
+	r    io.Reader
+}
+
+func (g *gatedReader) Read(p []byte) (int, error) {
+	<-g.open
+	return g.r.Read(p)
+}
+
+func TestAppendWhoseUploadOutlastsATakeoverStoresNothing(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	old := openFenced(t, dir, Fence{Number: 1})
+	deliver(t, old, "q-1", "Subject: one\r\n\r\nx\r\n")
+
+	// The append starts on the old holder; its body arrives only once
+	// another member has taken the folder over.
+	open := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		body := &gatedReader{open: open, r: strings.NewReader("Subject: late append\r\n\r\nx\r\n")}
+		_, _, err := old.Append(ctx, acct, Inbox, body, nil, time.Time{})
+		done <- err
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cur := openFenced(t, dir, Fence{Number: 2})
+	close(open)
+	if err := <-done; !errors.Is(err, ErrFenced) {
+		t.Fatalf("append finished after the takeover = %v, want ErrFenced", err)
+	}
+
+	snap, err := cur.Messages(ctx, acct, Inbox)
+	if err != nil || len(snap.Messages) != 1 {
+		t.Fatalf("INBOX on the new holder: %d messages, %v; want only the one delivered before", len(snap.Messages), err)
+	}
+	for _, sub := range []string{"cur", "new", "tmp"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "accounts", acct, "mailboxes", "INBOX", sub, "*"))
+		if sub != "new" && len(files) > 0 {
+			t.Errorf("INBOX/%s holds %q after the refused append", sub, files)
+		}
+	}
+}
+
+func TestTakeRefusesAFolderThatIsNotTheLeasesStore(t *testing.T) {
+	ctx := context.Background()
+	shared := t.TempDir()
+	first := openFenced(t, shared, Fence{Number: 1})
+	id := first.ID()
+	if len(id) != 32 {
+		t.Fatalf("first holder's store id %q", id)
+	}
+	deliver(t, first, "q-1", "Subject: one\r\n\r\nx\r\n")
+	first.Stand()
+
+	// The standby's folder is an empty mount point: it is refused and
+	// left as it was.
+	empty := t.TempDir()
+	st, err := OpenShared(empty, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Take(Fence{Number: 2, StoreID: id})
+	if !errors.Is(err, ErrWrongFolder) || !strings.Contains(err.Error(), empty) ||
+		!strings.Contains(err.Error(), "mount") {
+		t.Fatalf("take of an empty folder = %v; want ErrWrongFolder naming the folder and the mount", err)
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Errorf("the refused folder was written to: %v", entries)
+	}
+	if err := st.EnsureAccount(ctx, acct); !errors.Is(err, ErrFenced) {
+		t.Errorf("login on the refused folder = %v, want ErrFenced", err)
+	}
+
+	// Another store's folder is refused too.
+	other := openFenced(t, t.TempDir(), Fence{Number: 1})
+	if err := st.Take(Fence{Number: 2, StoreID: other.ID()}); !errors.Is(err, ErrWrongFolder) {
+		t.Fatalf("take under another store's id = %v, want ErrWrongFolder", err)
+	}
+
+	// The right folder serves, with its mail.
+	back := openFenced(t, shared, Fence{Number: 3, StoreID: id})
+	if snap, err := back.Messages(ctx, acct, Inbox); err != nil || len(snap.Messages) != 1 {
+		t.Fatalf("the shared folder after a takeover: %d messages, %v", len(snap.Messages), err)
+	}
+	if back.ID() != id {
+		t.Errorf("store id %q after a takeover, want %q", back.ID(), id)
+	}
+
+	// A lease that records no id adopts the id the folder has.
+	back.Stand()
+	again := openFenced(t, shared, Fence{Number: 4})
+	if again.ID() != id {
+		t.Errorf("store id %q adopted, want the folder's %q", again.ID(), id)
+	}
+}
+
+func TestAMissingOrDamagedFenceFileStopsTheHolder(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	broken := make(chan error, 1)
+	st := openFenced(t, dir, Fence{Number: 1, Broken: func(err error) { broken <- err }})
+	deliver(t, st, "q-1", "Subject: one\r\n\r\nx\r\n")
+	fence := filepath.Join(dir, "fence")
+	if err := os.Remove(fence); err != nil {
+		t.Fatal(err)
+	}
+	err := st.Verify()
+	if !errors.Is(err, ErrFenceFile) || errors.Is(err, ErrFenced) || !strings.Contains(err.Error(), fence) {
+		t.Fatalf("check with the fence file gone = %v; want ErrFenceFile naming %s", err, fence)
+	}
+	select {
+	case got := <-broken:
+		if !errors.Is(got, ErrFenceFile) {
+			t.Errorf("Broken told %v", got)
+		}
+	case <-time.After(time.Second):
+		t.Fatal("the holder was not told its fence file is gone")
+	}
+	if _, err := st.Messages(ctx, acct, Inbox); err == nil {
+		t.Fatal("the holder serves with its fence file gone")
+	}
+
+	// The next holder writes a new fence file and serves.
+	next := openFenced(t, dir, Fence{Number: 2, StoreID: st.ID()})
+	if snap, err := next.Messages(ctx, acct, Inbox); err != nil || len(snap.Messages) != 1 {
+		t.Fatalf("the next holder: %d messages, %v", len(snap.Messages), err)
+	}
+
+	// A damaged one is not overwritten: it may be the volume failing.
+	next.Stand()
+	if err := os.WriteFile(fence, []byte("garbage\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	third, err := OpenShared(dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = third.Take(Fence{Number: 3, StoreID: st.ID()})
+	if !errors.Is(err, ErrFenceFile) || !strings.Contains(err.Error(), "remove the file") {
+		t.Fatalf("take over a damaged fence file = %v; want ErrFenceFile saying how to mend it", err)
 	}
 }

@@ -166,6 +166,9 @@ func (s *Store) deliverOne(ctx context.Context, rc Recipient, unique, spool stri
 	msg := &message{uid: m.next, unique: unique}
 	msg.name = fileName{uid: msg.uid, date: date, unique: unique, size: size,
 		validity: m.validity}
+	// The spool was written from the network before lockAccount
+	// checked the fence again, with the account locked: a delivery
+	// that outlasted the lease stops there.
 	if err := placeFile(spool, m.path(msg), filepath.Join(m.dir, "tmp")); err != nil {
 		return Delivery{}, fmt.Errorf("store: account %s: %w", acct, err)
 	}
@@ -227,6 +230,12 @@ func (s *Store) AppendWithin(ctx context.Context, accountID string, quota int64,
 	}
 	// The mailbox may have been renamed meanwhile, with its tmp/.
 	tmp = filepath.Join(m.dir, "tmp", unique)
+	// The client's upload may have lasted longer than the lease: the
+	// fence is checked again before the message shows.
+	if err := s.fence.check(); err != nil {
+		os.Remove(tmp)
+		return 0, 0, err
+	}
 	if err := a.fits(quota, size); err != nil {
 		os.Remove(tmp)
 		return 0, 0, err

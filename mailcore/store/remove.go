@@ -49,6 +49,9 @@ func (s *Store) RemoveAccount(ctx context.Context, accountID string) error {
 		a.boxes, a.loaded = nil, false
 	}
 
+	if err := s.fence.check(); err != nil {
+		return err
+	}
 	if err := RemoveAccountFolder(s.dir, accountID); err != nil {
 		return err
 	}

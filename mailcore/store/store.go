@@ -179,6 +179,12 @@ func (s *Store) lockAccount(ctx context.Context, id string) (*account, error) {
 	s.mu.Unlock()
 
 	a.mu.Lock()
+	// Again with the lock held: the wait for it has no bound, and a
+	// change made under it must not follow a takeover.
+	if err := s.fence.check(); err != nil {
+		a.mu.Unlock()
+		return nil, err
+	}
 	if !a.loaded {
 		a.repaired = nil
 		if err := s.load(a); err != nil {
