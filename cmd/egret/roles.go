@@ -350,7 +350,10 @@ func (a *app) front(dir *directory.Store, log *slog.Logger) (*frontParts, error)
 }
 
 // imapProxy makes the front's IMAP server, which relays each signed-in
-// session to the account's back.
+// session to the account's back. accounts are those a single node's
+// imapd gets: with the OpenID Connect provider set up they take tokens
+// (tokenAccounts), and the front offers OAUTHBEARER and XOAUTH2 as imapd
+// does, checking the token itself.
 func (f *frontParts) imapProxy(tlsConfig *tls.Config, guard mailcore.LoginGuard,
 	accounts mailcore.Accounts, secret string, log *slog.Logger) *imapproxy.Server {
 	return imapproxy.New(imapproxy.Config{

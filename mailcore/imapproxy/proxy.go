@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/egretair/egret/mailcore"
+	"github.com/egretair/egret/mailcore/oauthsasl"
 )
 
 // Limits of the pre-auth phase.
@@ -60,7 +61,9 @@ type Config struct {
 type Server struct {
 	cfg      Config
 	accounts mailcore.Accounts
-	log      *slog.Logger
+	// tokens is accounts when it takes access tokens, else nil.
+	tokens mailcore.TokenAuthenticator
+	log    *slog.Logger
 
 	mu     sync.Mutex
 	lns    []net.Listener
@@ -69,7 +72,9 @@ type Server struct {
 	wg     sync.WaitGroup
 }
 
-// New makes a proxy; Serve starts it.
+// New makes a proxy; Serve starts it. When accounts also implements
+// mailcore.TokenAuthenticator, clients may sign in with OAUTHBEARER and
+// XOAUTH2 as well, as on imapd.
 func New(cfg Config, accounts mailcore.Accounts, log *slog.Logger) *Server {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = DefaultDialTimeout
@@ -77,7 +82,8 @@ func New(cfg Config, accounts mailcore.Accounts, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{cfg: cfg, accounts: accounts,
+	tokens, _ := accounts.(mailcore.TokenAuthenticator)
+	return &Server{cfg: cfg, accounts: accounts, tokens: tokens,
 		log: log.With("service", "imap"), conns: map[net.Conn]struct{}{}}
 }
 
@@ -146,11 +152,15 @@ func (s *Server) Close() error {
 }
 
 // preAuthCaps is the capability list before sign-in, as imapd shows
-// it: go-imap's list for its capability set, then the extras imapd's
-// conn adds (STARTTLS where it can be used, QUOTA).
-func (s *Server) preAuthCaps(secure bool) string {
+// it: go-imap's list for its capability set and the session's SASL
+// mechanisms (the token ones where a token may be sent), then the
+// extras imapd's conn adds (STARTTLS where it can be used, QUOTA).
+func (ss *session) preAuthCaps() string {
 	caps := "IMAP4rev2 IMAP4rev1 SASL-IR LITERAL- AUTH=PLAIN"
-	if s.cfg.TLS != nil && !secure {
+	if ss.srv.tokens != nil && ss.plaintextAllowed() {
+		caps += " AUTH=" + oauthsasl.OAuthBearer + " AUTH=" + oauthsasl.XOAuth2
+	}
+	if ss.srv.cfg.TLS != nil && !ss.secure {
 		caps += " STARTTLS"
 	}
 	return caps + " QUOTA QUOTA=RES-STORAGE"

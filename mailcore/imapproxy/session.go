@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/egretair/egret/mailcore"
+	"github.com/egretair/egret/mailcore/oauthsasl"
 )
 
 // session is one client connection before and after sign-in.
@@ -33,7 +34,7 @@ func (ss *session) run() {
 		ss.secure = true
 	}
 	ss.in = bufio.NewReaderSize(ss.conn, 16<<10)
-	ss.write("* OK [CAPABILITY " + ss.srv.preAuthCaps(ss.secure) + "] IMAP server ready\r\n")
+	ss.write("* OK [CAPABILITY " + ss.preAuthCaps() + "] IMAP server ready\r\n")
 	for {
 		ss.raw.SetReadDeadline(time.Now().Add(preAuthTimeout))
 		back, err := ss.command()
@@ -67,7 +68,7 @@ func (ss *session) command() (net.Conn, error) {
 	}
 	switch strings.ToUpper(name) {
 	case "CAPABILITY":
-		ss.write("* CAPABILITY " + ss.srv.preAuthCaps(ss.secure) + "\r\n")
+		ss.write("* CAPABILITY " + ss.preAuthCaps() + "\r\n")
 		return nil, ss.write(tag + " OK CAPABILITY completed\r\n")
 	case "NOOP":
 		return nil, ss.write(tag + " OK NOOP completed\r\n")
@@ -180,13 +181,26 @@ func (ss *session) startTLS(tag string) error {
 	return nil
 }
 
-// authenticate runs AUTHENTICATE PLAIN (RFC 4616), with or without an
-// initial response (SASL-IR, RFC 4959).
+// authenticate runs AUTHENTICATE: PLAIN (RFC 4616) here, OAUTHBEARER
+// and XOAUTH2 in tokens.go, with or without an initial response
+// (SASL-IR, RFC 4959).
 func (ss *session) authenticate(tag, args string) (net.Conn, error) {
 	mech, ir, hasIR := strings.Cut(args, " ")
-	if !strings.EqualFold(mech, "PLAIN") {
-		return nil, ss.write(tag + " NO SASL mechanism not supported\r\n")
+	mech = strings.ToUpper(mech)
+	switch mech {
+	case oauthsasl.OAuthBearer, oauthsasl.XOAuth2:
+		if ss.srv.tokens != nil {
+			return ss.authenticateToken(tag, mech, ir, hasIR)
+		}
+	case "PLAIN":
+		return ss.authenticatePlain(tag, ir, hasIR)
 	}
+	return nil, ss.write(tag + " NO SASL mechanism not supported\r\n")
+}
+
+// authenticatePlain runs AUTHENTICATE PLAIN; ir is the initial
+// response, if hasIR.
+func (ss *session) authenticatePlain(tag, ir string, hasIR bool) (net.Conn, error) {
 	if !hasIR {
 		if err := ss.write("+ \r\n"); err != nil {
 			return nil, err
@@ -250,7 +264,14 @@ func (ss *session) login(tag, user, pass, ok string) (net.Conn, error) {
 		s.log.Warn("login not checked: directory unavailable", "user", user, "err", err)
 		return nil, ss.write(tag + " NO [UNAVAILABLE] Directory unavailable, try again later\r\n")
 	}
+	return ss.enter(tag, acct, ok)
+}
 
+// enter signs the account in on its back and answers the client's
+// sign-in command OK with ok as text, for a client whose credentials
+// were checked.
+func (ss *session) enter(tag string, acct mailcore.Account, ok string) (net.Conn, error) {
+	s := ss.srv
 	back, caps, err := s.dialBack(acct)
 	if err != nil {
 		s.log.Warn("back node not reached", "account", acct.ID, "err", err)
@@ -260,7 +281,7 @@ func (ss *session) login(tag, user, pass, ok string) (net.Conn, error) {
 		back.Close()
 		return nil, err
 	}
-	s.log.Debug("logged in", "account", acct.ID, "remote", remote)
+	s.log.Debug("logged in", "account", acct.ID, "remote", ss.raw.RemoteAddr().String())
 	return back, nil
 }
 
