@@ -6,9 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
-
-	"gorm.io/gorm"
 
 	"github.com/egretair/egret/directory"
 )
@@ -29,17 +28,10 @@ type userList struct {
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	page, err := intParam(q.Get("page"), 1, 1, 1<<30)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "page: "+err.Error())
+	page, perPage, ok := pageParams(w, q)
+	if !ok {
 		return
 	}
-	perPage, err := intParam(q.Get("per_page"), defaultPerPage, 1, maxPerPage)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "per_page: "+err.Error())
-		return
-	}
-
 	users, total, err := s.Store.ListUsers(r.Context(), directory.UserFilter{
 		Status:  q.Get("status"),
 		OrgUnit: q.Get("orgunit"),
@@ -53,6 +45,22 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, userList{Users: users, Total: total, Page: page, PerPage: perPage})
+}
+
+// pageParams reads a list's page and per_page, answering 400 itself
+// and false when either is out of range.
+func pageParams(w http.ResponseWriter, q url.Values) (page, perPage int, ok bool) {
+	page, err := intParam(q.Get("page"), 1, 1, 1<<30)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "page: "+err.Error())
+		return 0, 0, false
+	}
+	perPage, err = intParam(q.Get("per_page"), defaultPerPage, 1, maxPerPage)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, codeBadRequest, "per_page: "+err.Error())
+		return 0, 0, false
+	}
+	return page, perPage, true
 }
 
 // intParam parses an optional whole-number query parameter within
@@ -146,48 +154,16 @@ type unitList struct {
 // in display order. It is a list, so it may be read from a replica.
 func (s *Server) listOrgUnits(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	page, err := intParam(q.Get("page"), 1, 1, 1<<30)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "page: "+err.Error())
+	page, perPage, ok := pageParams(w, q)
+	if !ok {
 		return
 	}
-	perPage, err := intParam(q.Get("per_page"), defaultPerPage, 1, maxPerPage)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, codeBadRequest, "per_page: "+err.Error())
-		return
-	}
-	parent := q.Get("parent")
-
-	var list unitList
-	err = s.Store.Read(r.Context(), func(db *gorm.DB) error {
-		list = unitList{OrgUnits: []directory.OrgUnit{}, Page: page, PerPage: perPage}
-		sel := db.Model(&directory.OrgUnit{}).Where("parent_id IS NULL")
-		if parent != "" {
-			var p directory.OrgUnit
-			err := db.Where("id = ? OR oa_id = ?", parent, parent).Take(&p).Error
-			if errors.Is(err, gorm.ErrRecordNotFound) {
-				return fmt.Errorf("%w: org unit %q", directory.ErrNotFound, parent)
-			}
-			if err != nil {
-				return fmt.Errorf("directory: get unit %q: %w", parent, err)
-			}
-			sel = db.Model(&directory.OrgUnit{}).Where("parent_id = ?", p.ID)
-		}
-		if err := sel.Count(&list.Total).Error; err != nil {
-			return fmt.Errorf("directory: count units: %w", err)
-		}
-		err := sel.Order("sort_order, name, id").Offset((page - 1) * perPage).Limit(perPage).
-			Find(&list.OrgUnits).Error
-		if err != nil {
-			return fmt.Errorf("directory: list units: %w", err)
-		}
-		return nil
-	})
+	units, total, err := s.Store.ListOrgUnits(r.Context(), q.Get("parent"), (page-1)*perPage, perPage)
 	if err != nil {
 		s.writeStoreError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, list)
+	writeJSON(w, http.StatusOK, unitList{OrgUnits: units, Total: total, Page: page, PerPage: perPage})
 }
 
 func (s *Server) getOrgUnit(w http.ResponseWriter, r *http.Request) {

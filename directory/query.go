@@ -198,3 +198,36 @@ func (s *Store) findUnit(ctx context.Context, id string) (*OrgUnit, error) {
 	}
 	return &u, nil
 }
+
+// ListOrgUnits answers a page of the top-level units (those without a
+// parent), or, when parent names a unit by id or OA id, of that unit's
+// children, in display order, with how many there are in all. It is a
+// list, so it may be read from a replica.
+func (s *Store) ListOrgUnits(ctx context.Context, parent string, offset, limit int) ([]OrgUnit, int64, error) {
+	units := []OrgUnit{}
+	var total int64
+	err := s.Read(ctx, func(db *gorm.DB) error {
+		units, total = []OrgUnit{}, 0
+		sel := db.Model(&OrgUnit{}).Where("parent_id IS NULL")
+		if parent != "" {
+			var p OrgUnit
+			err := db.Where("id = ? OR oa_id = ?", parent, parent).Take(&p).Error
+			if errors.Is(err, gorm.ErrRecordNotFound) {
+				return fmt.Errorf("%w: org unit %q", ErrNotFound, parent)
+			}
+			if err != nil {
+				return fmt.Errorf("directory: get unit %q: %w", parent, err)
+			}
+			sel = db.Model(&OrgUnit{}).Where("parent_id = ?", p.ID)
+		}
+		if err := sel.Count(&total).Error; err != nil {
+			return fmt.Errorf("directory: count units: %w", err)
+		}
+		err := sel.Order("sort_order, name, id").Offset(offset).Limit(limit).Find(&units).Error
+		if err != nil {
+			return fmt.Errorf("directory: list units: %w", err)
+		}
+		return nil
+	})
+	return units, total, err
+}
