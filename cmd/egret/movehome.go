@@ -19,18 +19,49 @@ import (
 
 // Moving a home. Each back keeps its store in a folder of its own
 // machine, so the move goes over IMAP, as the fronts' proxy: it signs
-// in on both backs as the account, copies every mailbox message by
-// message in UID order with its flags and internal date, reads both
-// sides again and compares them by count, flags and SHA-256 of each
-// message, and only then records the new home. Until that write the
-// old back stays the home, so a failed move costs a second copy on the
-// new back and nothing else; a new run refuses to copy over it until
-// it is emptied.
+// in on both backs as the account and copies every mailbox message by
+// message in UID order with its flags and internal date, then once
+// more what arrived during that copy. It reads both sides again and
+// compares every copied message by flags, date and SHA-256, and only
+// then records the new home. Until that write the old back stays the
+// home, so a failed move costs a second copy on the new back and
+// nothing else; a new run refuses to copy over it until it is emptied.
 //
-// Not yet: mail delivered to the account during the copy lands on the
-// old back and is not carried over. The command counts the old back's
-// messages again after the switch and says how many arrived; moving
-// when the account is quiet avoids it.
+// Mail keeps arriving on the old back for a moment after the switch: a
+// front reads the home once per delivery, from the primary, just
+// before its LMTP transaction, so a delivery that read it just before
+// the write still lands on the old back. Against a back that answers,
+// that read and transaction take a few milliseconds, well within a
+// second; the command gives such deliveries moveSettle, five times
+// that, to land, copying what arrived pass after pass (per mailbox the
+// UIDs above the highest copied, and any mailbox made meanwhile) until
+// that time is over and a pass finds nothing new. Then it checks every
+// message of the old back against its copy; the new back may hold
+// more, the mail delivered to it since the switch. Only after that
+// check does --remove-old delete on the old back, and only the
+// messages that were copied: one that a back slower than moveSettle
+// (the fronts give each LMTP step ten seconds) stored after the last
+// pass is left there, carried by another round of passes, check and
+// removal, and kept on the old back, with an error, if mail keeps
+// coming. Without --remove-old nothing looks for such a straggler once
+// the command has ended. A failed check keeps the old copy whole and
+// fails the command.
+//
+// Flags a client still connected to the old back changed during the
+// move are carried: the last pass reads the flags of every copied
+// message again and sets those that changed on the old back since the
+// copy on the new one, unless the new copy's flags changed too (a
+// client of the new home), in which case the new home's flags stay and
+// are not compared. Expunges on the old back during the move are not
+// carried: the new back keeps its copy of such a message.
+
+// moveSettle is how long after the switch the command keeps looking
+// for mail that a front routed to the old home before it; see above.
+const moveSettle = 5 * time.Second
+
+// moveRounds bounds the rounds of passes, check and removal that
+// --remove-old makes while mail still shows up on the old back.
+const moveRounds = 3
 
 func (a *app) moveHomeCmd() *cobra.Command {
 	var removeOld bool
@@ -41,18 +72,23 @@ func (a *app) moveHomeCmd() *cobra.Command {
 			"home back to BACK over IMAP, with flags and internal dates, check that\n" +
 			"both copies hold the same messages byte for byte, and then record BACK\n" +
 			"as the account's home. Run it on a front: it signs in on both backs\n" +
-			"with the proxy login. With --remove-old the old copy is deleted after\n" +
-			"the switch.\n\n" +
+			"with the proxy login.\n\n" +
+			"Mail delivered during the move is carried too: after the switch the\n" +
+			"command waits a few seconds for deliveries the fronts had already\n" +
+			"routed to the old back, copies whatever arrived there until a pass\n" +
+			"finds nothing new, and checks the old back against BACK again. Flags\n" +
+			"changed on the old back meanwhile are carried as well. With\n" +
+			"--remove-old the copied messages are then deleted on the old back; if\n" +
+			"that check fails the old copy is kept and the command fails.\n\n" +
 			"Messages get new UIDs on BACK (a new UIDVALIDITY), so the account's\n" +
-			"mail clients download the mailboxes once more. Mail delivered during\n" +
-			"the copy stays on the old back: move when the account is quiet.",
+			"mail clients download the mailboxes once more.",
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return a.moveHome(cmd.Context(), args[0], args[1], removeOld)
 		},
 	}
 	cmd.Flags().BoolVar(&removeOld, "remove-old", false,
-		"delete the account's mail on the old back once the move is recorded")
+		"delete the account's mail on the old back once the move is recorded and checked")
 	return cmd
 }
 
@@ -120,12 +156,24 @@ func (a *app) moveHome(ctx context.Context, address, to string, removeOld bool) 
 	}
 	defer newC.Close()
 
-	// Copy, then read both sides afresh and compare.
-	copied, err := copyMailboxes(oldC, newC)
-	if err != nil {
-		return fmt.Errorf("move-home: %s from %s to %s: %w", address, from, to, err)
+	// Copy, once more what came meanwhile, then read both sides afresh
+	// and compare.
+	if n, err := countMessages(newC); err != nil || n != 0 {
+		if err == nil {
+			err = fmt.Errorf("it holds %d messages already; empty it first", n)
+		}
+		return fmt.Errorf("move-home: %s on %s: %w", address, to, err)
 	}
-	if err := sameMailboxes(oldC, newC); err != nil {
+	st := moveState{}
+	copied := 0
+	for range 2 {
+		n, err := copyNew(oldC, newC, st)
+		copied += n
+		if err != nil {
+			return fmt.Errorf("move-home: %s from %s to %s: %w", address, from, to, err)
+		}
+	}
+	if err := checkCopies(oldC, newC, st, false); err != nil {
 		return fmt.Errorf("move-home: %s: the copy on %s does not match: %w", address, to, err)
 	}
 
@@ -133,29 +181,44 @@ func (a *app) moveHome(ctx context.Context, address, to string, removeOld bool) 
 	if err := s.SetHomeNode(ctx, acct.ID, to); err != nil {
 		return err
 	}
+	switched := time.Now()
 	log.Info("home node moved", "from", from, "node", to, "messages", copied)
 	fmt.Fprintf(a.stdout, "moved %d messages of %s from %s to %s\n", copied, address, from, to)
 
-	// Deliveries that reached the old back during the copy show up as
-	// a count that grew.
-	after, err := countMessages(oldC)
-	if err != nil {
-		return fmt.Errorf("move-home: recount on %s: %w", from, err)
-	}
-	if after != copied {
-		log.Warn("mail arrived on the old home during the move", "node", from,
-			"copied", copied, "now", after)
-		fmt.Fprintf(a.stdout, "%s now holds %d messages, %d were copied; the old copy is kept\n",
-			from, after, copied)
-		return nil
-	}
-	if removeOld {
-		if err := emptyMailboxes(oldC); err != nil {
+	for round := 1; ; round++ {
+		late, err := copyUntilQuiet(ctx, oldC, newC, st, switched.Add(moveSettle))
+		if late > 0 {
+			log.Info("mail that arrived on the old home during the move carried",
+				"node", from, "messages", late)
+			fmt.Fprintf(a.stdout, "carried %d messages that arrived on %s during the move\n", late, from)
+		}
+		if err == nil {
+			err = syncFlags(oldC, newC, st)
+		}
+		if err == nil {
+			err = checkCopies(oldC, newC, st, true)
+		}
+		if err != nil {
+			log.Error("mail on the old home not carried whole", "node", from, "err", err)
+			return fmt.Errorf("move-home: %s is homed on %s now, but the old copy on %s is kept: %w",
+				address, to, from, err)
+		}
+		if !removeOld {
+			return nil
+		}
+		left, err := removeCopied(oldC, st)
+		if err != nil {
 			return fmt.Errorf("move-home: remove the old copy on %s: %w", from, err)
 		}
-		fmt.Fprintf(a.stdout, "removed the old copy on %s\n", from)
+		if left == 0 {
+			fmt.Fprintf(a.stdout, "removed the old copy on %s\n", from)
+			return nil
+		}
+		if round == moveRounds {
+			return fmt.Errorf("move-home: %s still receives mail for %s: %d messages are kept there",
+				from, address, left)
+		}
 	}
-	return nil
 }
 
 // backSession signs in on a back as the account at address, with the
@@ -194,18 +257,36 @@ func mailboxNames(c *imapclient.Client) ([]string, error) {
 	return names, nil
 }
 
-// copyMailboxes copies every mailbox of from into to, which must hold
-// no messages, and answers how many messages it copied.
-func copyMailboxes(from, to *imapclient.Client) (int, error) {
+// moveState is what a move copied: per mailbox name, its messages.
+type moveState map[string]*mailboxCopy
+
+// mailboxCopy is what a move copied of one mailbox.
+type mailboxCopy struct {
+	// last is the highest UID copied: every message of the old back
+	// at or below it was copied, and new ones come above it.
+	last imap.UID
+	// msgs maps the UID of each copied message on the old back to its
+	// copy on the new one.
+	msgs map[imap.UID]*copiedMessage
+}
+
+// copiedMessage is one message copied to the new back.
+type copiedMessage struct {
+	uid imap.UID // on the new back
+	// flags are those the copy was given, as flagString writes them.
+	flags string
+	// ownFlags is set once a client of the new back changed the copy's
+	// flags: they then stay as they are and are not compared.
+	ownFlags bool
+}
+
+// copyNew copies every message of from that st does not hold yet,
+// creating on to the mailboxes it lacks, records them in st and
+// answers how many it copied.
+func copyNew(from, to *imapclient.Client, st moveState) (int, error) {
 	names, err := mailboxNames(from)
 	if err != nil {
 		return 0, err
-	}
-	if n, err := countMessages(to); err != nil || n != 0 {
-		if err == nil {
-			err = fmt.Errorf("it holds %d messages already; empty it first", n)
-		}
-		return 0, fmt.Errorf("new home: %w", err)
 	}
 	have, err := mailboxNames(to)
 	if err != nil {
@@ -218,7 +299,12 @@ func copyMailboxes(from, to *imapclient.Client) (int, error) {
 				return total, fmt.Errorf("create %s: %w", name, err)
 			}
 		}
-		n, err := copyMailbox(from, to, name)
+		mc := st[name]
+		if mc == nil {
+			mc = &mailboxCopy{msgs: map[imap.UID]*copiedMessage{}}
+			st[name] = mc
+		}
+		n, err := copyMailbox(from, to, name, mc)
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("mailbox %s: %w", name, err)
@@ -227,17 +313,20 @@ func copyMailboxes(from, to *imapclient.Client) (int, error) {
 	return total, nil
 }
 
-// copyMailbox appends each message of one mailbox, in UID order, so
-// that the new UIDs keep the old order.
-func copyMailbox(from, to *imapclient.Client, name string) (int, error) {
+// copyMailbox appends each message of one mailbox above mc.last, in
+// UID order, so that the new UIDs keep the old order.
+func copyMailbox(from, to *imapclient.Client, name string, mc *mailboxCopy) (int, error) {
 	if _, err := from.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
 		return 0, err
 	}
-	uids, err := from.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+	var above imap.UIDSet
+	above.AddRange(mc.last+1, 0)
+	uids, err := from.UIDSearch(&imap.SearchCriteria{UID: []imap.UIDSet{above}}, nil).Wait()
 	if err != nil {
 		return 0, err
 	}
-	all := uids.AllUIDs()
+	// "n:*" names the highest UID even when it is below n.
+	all := slices.DeleteFunc(uids.AllUIDs(), func(u imap.UID) bool { return u <= mc.last })
 	slices.Sort(all)
 	for i, uid := range all {
 		m, err := fetchOne(from, uid)
@@ -245,8 +334,9 @@ func copyMailbox(from, to *imapclient.Client, name string) (int, error) {
 			return i, err
 		}
 		body := m.FindBodySection(&imap.FetchItemBodySection{})
+		flags := keptFlags(m.Flags)
 		app := to.Append(name, int64(len(body)), &imap.AppendOptions{
-			Flags: keptFlags(m.Flags),
+			Flags: flags,
 			Time:  m.InternalDate,
 		})
 		if _, err := app.Write(body); err != nil {
@@ -255,11 +345,100 @@ func copyMailbox(from, to *imapclient.Client, name string) (int, error) {
 		if err := app.Close(); err != nil {
 			return i, err
 		}
-		if _, err := app.Wait(); err != nil {
+		res, err := app.Wait()
+		if err != nil {
 			return i, fmt.Errorf("append UID %d: %w", uid, err)
 		}
+		if res.UID == 0 {
+			return i, fmt.Errorf("append UID %d: the new back named no UID (APPENDUID)", uid)
+		}
+		mc.msgs[uid] = &copiedMessage{uid: res.UID, flags: flagString(flags)}
+		mc.last = uid
 	}
 	return len(all), nil
+}
+
+// copyUntilQuiet copies what arrives on from until deadline has passed
+// and a pass finds nothing new, and answers how many messages it
+// copied.
+func copyUntilQuiet(ctx context.Context, from, to *imapclient.Client, st moveState, deadline time.Time) (int, error) {
+	total := 0
+	for {
+		n, err := copyNew(from, to, st)
+		total += n
+		if err != nil || (n == 0 && !time.Now().Before(deadline)) {
+			return total, err
+		}
+		if n == 0 {
+			select {
+			case <-ctx.Done():
+				return total, ctx.Err()
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// syncFlags sets on each copy the flags its original has now, where
+// they changed on the old back since the copy and the copy's did not.
+// A copy whose flags a client changed on the new back keeps them.
+func syncFlags(from, to *imapclient.Client, st moveState) error {
+	for name, mc := range st {
+		if len(mc.msgs) == 0 {
+			continue
+		}
+		var copied, all imap.UIDSet
+		copied.AddRange(1, mc.last)
+		all.AddRange(1, 0)
+		if _, err := from.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+			return fmt.Errorf("mailbox %s: %w", name, err)
+		}
+		oldFlags, err := uidFlags(from, copied)
+		if err != nil {
+			return fmt.Errorf("mailbox %s: %w", name, err)
+		}
+		if _, err := to.Select(name, nil).Wait(); err != nil {
+			return fmt.Errorf("mailbox %s on the new back: %w", name, err)
+		}
+		newFlags, err := uidFlags(to, all)
+		if err != nil {
+			return fmt.Errorf("mailbox %s on the new back: %w", name, err)
+		}
+		for old, m := range mc.msgs {
+			now, ok := oldFlags[old]
+			if !ok || m.ownFlags {
+				continue
+			}
+			if flagString(newFlags[m.uid]) != m.flags {
+				m.ownFlags = true
+				continue
+			}
+			if flagString(now) == m.flags {
+				continue
+			}
+			err := to.Store(imap.UIDSetNum(m.uid), &imap.StoreFlags{
+				Op: imap.StoreFlagsSet, Silent: true, Flags: now}, nil).Close()
+			if err != nil {
+				return fmt.Errorf("mailbox %s: flags of UID %d: %w", name, m.uid, err)
+			}
+			m.flags = flagString(now)
+		}
+	}
+	return nil
+}
+
+// uidFlags answers the flags, without \Recent, of the messages uids of
+// the selected mailbox, by UID.
+func uidFlags(c *imapclient.Client, uids imap.UIDSet) (map[imap.UID][]imap.Flag, error) {
+	msgs, err := c.Fetch(uids, &imap.FetchOptions{UID: true, Flags: true}).Collect()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[imap.UID][]imap.Flag, len(msgs))
+	for _, m := range msgs {
+		out[m.UID] = keptFlags(m.Flags)
+	}
+	return out, nil
 }
 
 // fetchOne reads one message whole with its flags and date.
@@ -291,6 +470,15 @@ func keptFlags(flags []imap.Flag) []imap.Flag {
 	return out
 }
 
+// flagString writes flags, as keptFlags answers them, for comparing.
+func flagString(flags []imap.Flag) string {
+	var fl []string
+	for _, f := range flags {
+		fl = append(fl, string(f))
+	}
+	return strings.Join(fl, " ")
+}
+
 // digest is what must match between the two copies of a message.
 type digest struct {
 	sum   [sha256.Size]byte
@@ -298,67 +486,84 @@ type digest struct {
 	date  int64
 }
 
-// mailboxDigests reads one mailbox's messages in UID order.
-func mailboxDigests(c *imapclient.Client, name string) ([]digest, error) {
+// mailboxDigests reads one mailbox's messages, by UID.
+func mailboxDigests(c *imapclient.Client, name string) (map[imap.UID]digest, error) {
 	sel, err := c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
 	if err != nil {
 		return nil, err
 	}
+	out := map[imap.UID]digest{}
 	if sel.NumMessages == 0 {
-		return nil, nil
+		return out, nil
 	}
 	uids, err := c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
 	if err != nil {
 		return nil, err
 	}
-	all := uids.AllUIDs()
-	slices.Sort(all)
-	var out []digest
-	for _, uid := range all {
+	for _, uid := range uids.AllUIDs() {
 		m, err := fetchOne(c, uid)
 		if err != nil {
 			return nil, err
 		}
-		var fl []string
-		for _, f := range keptFlags(m.Flags) {
-			fl = append(fl, string(f))
-		}
-		out = append(out, digest{
+		out[uid] = digest{
 			sum:   sha256.Sum256(m.FindBodySection(&imap.FetchItemBodySection{})),
-			flags: strings.Join(fl, " "),
+			flags: flagString(keptFlags(m.Flags)),
 			date:  m.InternalDate.Unix(),
-		})
+		}
 	}
 	return out, nil
 }
 
-// sameMailboxes compares every mailbox of a with its namesake on b.
-func sameMailboxes(a, b *imapclient.Client) error {
-	names, err := mailboxNames(a)
+// checkCopies reads every mailbox of from and its namesake on to, and
+// compares each message of from with its copy: bytes, date and flags
+// (but those of a copy with flags of its own). Before the switch
+// (final false) a message or mailbox not copied yet is passed over,
+// and to must hold the copies and nothing else; after it (final) every message of
+// from must have its copy, and to may hold more: mail delivered to it
+// as the new home.
+func checkCopies(from, to *imapclient.Client, st moveState, final bool) error {
+	names, err := mailboxNames(from)
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
-		da, err := mailboxDigests(a, name)
+		mc := st[name]
+		if mc == nil {
+			if final {
+				return fmt.Errorf("mailbox %s was not copied", name)
+			}
+			continue
+		}
+		da, err := mailboxDigests(from, name)
 		if err != nil {
 			return fmt.Errorf("mailbox %s: %w", name, err)
 		}
-		db, err := mailboxDigests(b, name)
+		db, err := mailboxDigests(to, name)
 		if err != nil {
 			return fmt.Errorf("mailbox %s: %w", name, err)
 		}
-		if len(da) != len(db) {
-			return fmt.Errorf("mailbox %s: %d messages, want %d", name, len(db), len(da))
+		if !final && len(db) != len(mc.msgs) {
+			return fmt.Errorf("mailbox %s: %d messages, want %d", name, len(db), len(mc.msgs))
 		}
-		for i := range da {
+		for uid, a := range da {
+			m := mc.msgs[uid]
+			if m == nil {
+				if final {
+					return fmt.Errorf("mailbox %s: UID %d was not copied", name, uid)
+				}
+				continue
+			}
+			b, ok := db[m.uid]
 			switch {
-			case !bytes.Equal(da[i].sum[:], db[i].sum[:]):
-				return fmt.Errorf("mailbox %s: message %d differs", name, i+1)
-			case da[i].flags != db[i].flags:
-				return fmt.Errorf("mailbox %s: message %d has flags %q, want %q",
-					name, i+1, db[i].flags, da[i].flags)
-			case da[i].date != db[i].date:
-				return fmt.Errorf("mailbox %s: message %d has another date", name, i+1)
+			case !ok:
+				return fmt.Errorf("mailbox %s: the copy of UID %d is gone", name, uid)
+			case !bytes.Equal(a.sum[:], b.sum[:]):
+				return fmt.Errorf("mailbox %s: the copy of UID %d differs", name, uid)
+			case a.flags != b.flags && !m.ownFlags:
+				return fmt.Errorf("mailbox %s: the copy of UID %d has flags %q, want %q",
+					name, uid, b.flags, a.flags)
+			case a.date != b.date:
+				return fmt.Errorf("mailbox %s: the copy of UID %d has another date", name, uid)
 			}
 		}
 	}
@@ -382,43 +587,58 @@ func countMessages(c *imapclient.Client) (int, error) {
 	return total, nil
 }
 
-// emptyMailboxes deletes every message, and every mailbox but INBOX,
-// children before parents.
-func emptyMailboxes(c *imapclient.Client) error {
-	names, err := mailboxNames(c)
-	if err != nil {
-		return err
-	}
-	for _, name := range names {
-		sel, err := c.Select(name, nil).Wait()
-		if err != nil {
-			return fmt.Errorf("mailbox %s: %w", name, err)
-		}
-		if sel.NumMessages == 0 {
+// removeCopied deletes on from the messages st copied and answers how
+// many messages are left: those that arrived after the last pass. When
+// none is, it deletes every mailbox but INBOX too, children before
+// parents.
+func removeCopied(from *imapclient.Client, st moveState) (int, error) {
+	for name, mc := range st {
+		if len(mc.msgs) == 0 {
 			continue
 		}
-		all := imap.SeqSet{}
-		all.AddRange(1, 0)
-		err = c.Store(all, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
+		if _, err := from.Select(name, nil).Wait(); err != nil {
+			return 0, fmt.Errorf("mailbox %s: %w", name, err)
+		}
+		// Every message at or below last was copied.
+		var copied imap.UIDSet
+		copied.AddRange(1, mc.last)
+		err := from.Store(copied, &imap.StoreFlags{Op: imap.StoreFlagsAdd, Silent: true,
 			Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close()
 		if err != nil {
-			return fmt.Errorf("mailbox %s: %w", name, err)
+			return 0, fmt.Errorf("mailbox %s: %w", name, err)
 		}
-		if err := c.Expunge().Close(); err != nil {
-			return fmt.Errorf("mailbox %s: %w", name, err)
+		if err := from.UIDExpunge(copied).Close(); err != nil {
+			return 0, fmt.Errorf("mailbox %s: %w", name, err)
 		}
+	}
+	names, err := mailboxNames(from)
+	if err != nil {
+		return 0, err
+	}
+	left := 0
+	var empty []string
+	for _, name := range names {
+		sel, err := from.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
+		if err != nil {
+			return 0, fmt.Errorf("mailbox %s: %w", name, err)
+		}
+		left += int(sel.NumMessages)
+		if sel.NumMessages == 0 && !strings.EqualFold(name, "INBOX") {
+			empty = append(empty, name)
+		}
+	}
+	if left > 0 {
+		// Another round comes, or the mail stays where it is.
+		return left, nil
 	}
 	// A mailbox that is selected is not deleted.
-	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
-		return err
+	if _, err := from.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		return 0, err
 	}
-	for _, name := range slices.Backward(names) {
-		if strings.EqualFold(name, "INBOX") {
-			continue
-		}
-		if err := c.Delete(name).Wait(); err != nil {
-			return fmt.Errorf("delete %s: %w", name, err)
+	for _, name := range slices.Backward(empty) {
+		if err := from.Delete(name).Wait(); err != nil {
+			return 0, fmt.Errorf("delete %s: %w", name, err)
 		}
 	}
-	return nil
+	return left, nil
 }
