@@ -35,7 +35,9 @@ import (
 // whose store drops a copy it has already by its queue id.
 //
 // Fronts route a back's work to the member whose heartbeat says it is
-// active, with the highest fence (see package peer).
+// active, with the highest fence (see package peer). Each call is
+// routed once, as it starts, and its outcome counts for the member it
+// went to (see homes.call).
 
 // backPair is a back member's lease on its store and the connections
 // it serves under it.
@@ -225,23 +227,34 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// member answers the member of a back listed twice that its work goes
-// to now: the active one, as the breakers' heartbeats tell. It answers
-// false for a back listed once, and while no member can be routed to.
-func (h *homes) member(name string) (backNode, bool) {
-	if h.peers == nil {
-		return backNode{}, false
-	}
-	key, err := h.peers.Route(name)
-	if err != nil || key == name {
-		return backNode{}, false
-	}
+// node answers the back node a breaker's name stands for, as
+// peer.Peers.Allow answers it: a member of a back listed twice by its
+// member name, else the back listed once under that name.
+func (h *homes) node(breaker string) (backNode, bool) {
 	for _, m := range h.members {
-		if m.Member == key {
+		if m.Member != "" && m.Member == breaker {
 			return m, true
 		}
 	}
-	return backNode{}, false
+	return backNamed(h.backs, breaker)
+}
+
+// call answers the node that a call to the back named name goes to,
+// and the breaker its outcome is reported to: for a back listed twice,
+// the member routed to as the call starts, so that a takeover while
+// it runs lays nothing on the new active. It answers the breakers'
+// *peer.UnavailableError when the back may not be called now, or no
+// back has that name.
+func (h *homes) call(name string) (backNode, string, error) {
+	breaker, err := h.peers.Allow(name)
+	if err != nil {
+		return backNode{}, "", err
+	}
+	b, ok := h.node(breaker)
+	if !ok {
+		return backNode{}, "", fmt.Errorf("no back node named %q in cluster.backs", name)
+	}
+	return b, breaker, nil
 }
 
 // retryOnRecovery makes the queue try the mail it holds for the mail

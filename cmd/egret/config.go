@@ -210,8 +210,10 @@ type DatabaseConfig struct {
 	// empty means SQLite in the data folder.
 	URL string `toml:"url"`
 	// Replicas lists MySQL/MariaDB replicas of URL, as URLs of the same
-	// form separated by commas. Logins and address lookups read from
-	// a healthy one, and from any that answers while URL is down.
+	// form separated by commas. The reads that may trail URL, the
+	// address and list lookups of mail, go to a healthy one; the reads
+	// that decide access (sign-ins, tokens, API keys) go to URL while
+	// it is up. While URL is down, both go to any replica that answers.
 	Replicas string `toml:"replicas"`
 	// MaxReplicaLag is how far a replica may trail URL and still be
 	// read from first.

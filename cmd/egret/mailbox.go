@@ -25,7 +25,9 @@ import (
 // gone from the directory. A back that cannot be reached, or refuses,
 // fails the purge of that account, which then keeps its directory rows
 // and is tried again on the next run: no mail is left without its
-// account.
+// account. The request is plain HTTP: the secret crosses to the back
+// unencrypted, so the network between fronts and backs must stay
+// private (see "The layout" in docs/runbook.md).
 
 // removeTimeout bounds one removal on a back.
 const removeTimeout = 30 * time.Second
@@ -83,7 +85,9 @@ func (b *backMailbox) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type frontMailboxes struct {
 	dir   *directory.Store
 	backs []backNode
-	// back answers the node that serves the back named name now.
+	// back answers the node to call: with peers, the one whose
+	// breaker Peers.Allow answered; without, the one that serves the
+	// back named name now.
 	back func(name string) (backNode, bool)
 	// peers are the breakers consulted and fed; nil, for a command
 	// run once, asks every back.
@@ -111,24 +115,26 @@ func (f *frontMailboxes) Remove(ctx context.Context, accountID string) error {
 		}
 	}
 	for _, n := range names {
-		b, ok := f.back(n)
-		if !ok {
-			return fmt.Errorf("remove mailbox of %s: no back node named %q in cluster.backs", accountID, n)
-		}
-		if err := f.removeOn(ctx, n, b, accountID); err != nil {
+		if err := f.removeOn(ctx, n, accountID); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// removeOn asks the back named name, served by b, to remove the
-// account's mail.
-func (f *frontMailboxes) removeOn(ctx context.Context, name string, b backNode, accountID string) error {
+// removeOn asks the back named name to remove the account's mail. With
+// breakers, the outcome goes to the one the request was sent through.
+func (f *frontMailboxes) removeOn(ctx context.Context, name, accountID string) error {
+	breaker := name
 	if f.peers != nil {
-		if err := f.peers.Allow(name); err != nil {
+		var err error
+		if breaker, err = f.peers.Allow(name); err != nil {
 			return fmt.Errorf("remove mailbox of %s: %w", accountID, err)
 		}
+	}
+	b, ok := f.back(breaker)
+	if !ok {
+		return fmt.Errorf("remove mailbox of %s: no back node named %q in cluster.backs", accountID, name)
 	}
 	ctx, cancel := context.WithTimeout(ctx, removeTimeout)
 	defer cancel()
@@ -140,7 +146,7 @@ func (f *frontMailboxes) removeOn(ctx context.Context, name string, b backNode, 
 	req.Header.Set("Authorization", "Bearer "+f.secret)
 	resp, err := f.client.Do(req)
 	if f.peers != nil {
-		f.peers.Report(name, err)
+		f.peers.Report(breaker, err)
 	}
 	if err != nil {
 		return fmt.Errorf("remove mailbox of %s on %s: %w", accountID, name, err)
@@ -165,6 +171,6 @@ func backNamed(backs []backNode, name string) (backNode, bool) {
 
 // mailboxes answers the front's way to remove mail on its backs.
 func (f *frontParts) mailboxes(secret string) *frontMailboxes {
-	return &frontMailboxes{dir: f.homes.dir, backs: f.homes.backs, back: f.homes.back,
+	return &frontMailboxes{dir: f.homes.dir, backs: f.homes.backs, back: f.homes.node,
 		peers: f.peers, secret: secret, client: &http.Client{}}
 }

@@ -113,7 +113,8 @@ func (b *backFacts) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Failure semantics. A back whose breaker is open is not asked: the
 // answer is peer.ErrUnavailable at once. A back that cannot be reached
 // or does not answer within factsTimeout is reported to its breaker;
-// one that answers, even to refuse, is reported well.
+// one that answers, even to refuse, is reported well. For a back
+// listed twice, the outcome goes to the member asked.
 type frontFacts struct {
 	homes  *homes
 	peers  *peer.Peers
@@ -127,12 +128,9 @@ func (f *frontFacts) Facts(ctx context.Context, accountID string, quota int64, l
 	if err != nil {
 		return mailview.Facts{}, fmt.Errorf("mailbox facts: home node of %s: %w", accountID, err)
 	}
-	if err := f.peers.Allow(name); err != nil {
+	b, breaker, err := f.homes.call(name)
+	if err != nil {
 		return mailview.Facts{}, fmt.Errorf("mailbox facts of %s: %w", accountID, err)
-	}
-	b, ok := f.homes.back(name)
-	if !ok {
-		return mailview.Facts{}, fmt.Errorf("mailbox facts: no back node named %q in cluster.backs", name)
 	}
 
 	ctx, cancel := context.WithTimeout(ctx, factsTimeout)
@@ -146,13 +144,13 @@ func (f *frontFacts) Facts(ctx context.Context, accountID string, quota int64, l
 	req.Header.Set("Authorization", "Bearer "+f.secret)
 	resp, err := f.client.Do(req)
 	if err != nil {
-		f.peers.Report(name, err)
+		f.peers.Report(breaker, err)
 		return mailview.Facts{}, fmt.Errorf("mailbox facts from %s: %w", name, err)
 	}
 	defer resp.Body.Close()
 	var facts mailview.Facts
 	if resp.StatusCode != http.StatusOK {
-		f.peers.Report(name, nil)
+		f.peers.Report(breaker, nil)
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 		return facts, fmt.Errorf("%w: %s answered %s", errFactsRefused, name, resp.Status)
 	}
@@ -160,9 +158,9 @@ func (f *frontFacts) Facts(ctx context.Context, accountID string, quota int64, l
 	var ne net.Error
 	if errors.As(err, &ne) {
 		// The back stopped answering half way.
-		f.peers.Report(name, err)
+		f.peers.Report(breaker, err)
 	} else {
-		f.peers.Report(name, nil)
+		f.peers.Report(breaker, nil)
 	}
 	if err != nil {
 		return mailview.Facts{}, fmt.Errorf("mailbox facts from %s: %w", name, err)

@@ -185,23 +185,21 @@ func (h *homes) HomeOf(accountID string) string {
 	return name
 }
 
-// back answers the back named name.
+// back answers the back named name; for a back listed twice, the
+// member whose heartbeat says it is active now. It is for commands run
+// once, which have no breakers: a front's calls find their node by the
+// breakers' routing (see call).
 func (h *homes) back(name string) (backNode, bool) {
-	if m, ok := h.member(name); ok {
+	if m, ok := servingMember(context.Background(), h.members, name); ok {
 		return m, true
-	}
-	if h.peers == nil {
-		// A command run once: no breakers, so ask the members.
-		if m, ok := servingMember(context.Background(), h.members, name); ok {
-			return m, true
-		}
 	}
 	return backNamed(h.backs, name)
 }
 
-// IMAPAddr answers a back's IMAP address, for the proxy.
-func (h *homes) IMAPAddr(name string) (string, bool) {
-	b, ok := h.back(name)
+// IMAPAddr answers the IMAP address of the back node the breaker
+// named breaker stands for, for the proxy (see node).
+func (h *homes) IMAPAddr(breaker string) (string, bool) {
+	b, ok := h.node(breaker)
 	return b.IMAP, ok
 }
 
@@ -225,6 +223,8 @@ func newPeers(cfg Config, members []backNode, log *slog.Logger) *peer.Peers {
 // the breaker closes. A back that cannot be reached, or stops
 // answering, fails its recipients temporarily too and is reported to
 // its breaker; a back that answers, even to refuse, is reported well.
+// For a back listed twice, the outcome goes to the member the
+// transaction was sent to.
 type backTransport struct {
 	homes     *homes
 	peers     *peer.Peers
@@ -281,16 +281,13 @@ func (t *backTransport) deliverTo(ctx context.Context, name string, d queue.Deli
 		}
 		return out
 	}
-	if err := t.peers.Allow(name); err != nil {
+	b, breaker, err := t.homes.call(name)
+	if err != nil {
 		return fail(fmt.Errorf("lmtp: %w", err))
-	}
-	b, ok := t.homes.back(name)
-	if !ok {
-		return fail(fmt.Errorf("lmtp: no back node named %q in cluster.backs", name))
 	}
 	c := &lmtp.Client{Addr: b.LMTP, LocalName: t.localName}
 	got := c.Deliver(ctx, sub, bytes.NewReader(msg))
-	t.peers.Report(name, connectionError(got))
+	t.peers.Report(breaker, connectionError(got))
 	return got
 }
 

@@ -21,13 +21,16 @@ import (
 // only to such requests (see backHTTP) and reads the session cookie
 // itself: sessions are in the shared database. Sign-in, sign-out and a
 // request without a live session stay on the front, whose pages ask
-// for no mail.
+// for no mail. The relay is plain HTTP: the secret and the session
+// cookie cross to the back unencrypted, so the network between fronts
+// and backs must stay private (see "The layout" in docs/runbook.md).
 //
 // Failure semantics. A back whose breaker is open is not asked; one
 // that cannot be reached, or sends no answer within webHeaderTimeout,
-// is reported to its breaker. Either way the browser gets the
-// mailbox's 503 page at once. A back that answers, even with an error
-// page, is reported well and its answer passed on.
+// is reported to its breaker (for a back listed twice, the member the
+// request went to). Either way the browser gets the mailbox's 503 page
+// at once. A back that answers, even with an error page, is reported
+// well and its answer passed on.
 
 // webRelayed are the web mailbox's paths that read or change mail.
 var webRelayed = map[string]bool{
@@ -97,22 +100,22 @@ func (rl *webRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rl.web.Unavailable(w, webRetryAfter)
 		return
 	}
-	b, ok := rl.homes.back(name)
-	if !ok {
-		rl.log.Error("web mailbox: home node not in cluster.backs", slog.String("account", sess.AccountID),
-			slog.String("node", name))
+	b, breaker, err := rl.homes.call(name)
+	if err != nil {
+		// A back that may not be called now is no news for the log.
+		var ue *peer.UnavailableError
+		if !errors.As(err, &ue) || ue.Unknown {
+			rl.log.Error("web mailbox: home node not in cluster.backs", slog.String("account", sess.AccountID),
+				slog.String("node", name))
+		}
 		rl.web.Unavailable(w, webRetryAfter)
 		return
 	}
-	if err := rl.peers.Allow(name); err != nil {
-		rl.web.Unavailable(w, webRetryAfter)
-		return
-	}
-	rl.proxy(name, b.HTTP).ServeHTTP(w, r)
+	rl.proxy(breaker, b.HTTP).ServeHTTP(w, r)
 }
 
-// proxy answers the relay of one request to the back named name at
-// addr.
+// proxy answers the relay of one request to addr, the back node whose
+// breaker is named name.
 func (rl *webRelay) proxy(name, addr string) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {

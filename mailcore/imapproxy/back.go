@@ -23,17 +23,22 @@ func (s *Server) dialBack(acct mailcore.Account) (net.Conn, string, error) {
 	if s.cfg.HomeOf != nil {
 		peer = s.cfg.HomeOf(acct.ID)
 	}
+	// The call goes to the member routed to now, and its outcome is
+	// reported for that member, whoever holds the lease by then.
+	breaker := peer
 	if s.cfg.Breakers != nil {
-		if err := s.cfg.Breakers.Allow(peer); err != nil {
+		b, err := s.cfg.Breakers.Allow(peer)
+		if err != nil {
 			return nil, "", err
 		}
+		breaker = b
 	}
 	addr, ok := "", false
 	if s.cfg.BackAddr != nil {
-		addr, ok = s.cfg.BackAddr(peer)
+		addr, ok = s.cfg.BackAddr(breaker)
 	}
 	if !ok {
-		return nil, "", fmt.Errorf("imapproxy: no address for back node %q", peer)
+		return nil, "", fmt.Errorf("imapproxy: no address for back node %q", breaker)
 	}
 
 	c, caps, err := s.signIn(addr, acct.Address)
@@ -41,14 +46,14 @@ func (s *Server) dialBack(acct mailcore.Account) (net.Conn, string, error) {
 	if errors.Is(err, errProxyRefused) {
 		// The back answered: it is well, the configuration is not.
 		report = nil
-		s.log.Error("proxy login refused by back node", "peer", peer,
+		s.log.Error("proxy login refused by back node", "peer", breaker,
 			"account", acct.ID, "err", err)
 	}
 	if s.cfg.Breakers != nil {
-		s.cfg.Breakers.Report(peer, report)
+		s.cfg.Breakers.Report(breaker, report)
 	}
 	if err != nil {
-		return nil, "", fmt.Errorf("back node %s: %w", peer, err)
+		return nil, "", fmt.Errorf("back node %s: %w", breaker, err)
 	}
 	return c, caps, nil
 }

@@ -29,10 +29,13 @@ const (
 )
 
 // Breakers is what the proxy asks before calling a back node and tells
-// after; mailcore/peer's Peers is one.
+// after; mailcore/peer's Peers is one. Allow answers the name of the
+// breaker the call goes through (for a back with a standby, the member
+// routed to when the call starts); BackAddr is asked that name, and
+// the outcome is reported under it.
 type Breakers interface {
-	Allow(peer string) error
-	Report(peer string, err error)
+	Allow(peer string) (string, error)
+	Report(breaker string, err error)
 }
 
 // Config is the proxy's configuration.
@@ -44,7 +47,9 @@ type Config struct {
 	// HomeOf answers the name of the back node that holds an
 	// account's mailboxes.
 	HomeOf func(accountID string) string
-	// BackAddr answers a back node's IMAP address, HOST:PORT.
+	// BackAddr answers a back node's IMAP address, HOST:PORT, by the
+	// name Breakers.Allow answered for it, or by its own name without
+	// Breakers.
 	BackAddr func(peer string) (string, bool)
 	// Breakers, when not nil, guards the calls to back nodes.
 	Breakers Breakers

@@ -332,7 +332,7 @@ func TestFrontRefusals(t *testing.T) {
 				if st := c.peers.State("back-1"); st != "open" {
 					t.Fatalf("breaker %q after a failed call, want open", st)
 				}
-				if err := c.peers.Allow("back-1"); !errors.Is(err, peer.ErrUnavailable) {
+				if _, err := c.peers.Allow("back-1"); !errors.Is(err, peer.ErrUnavailable) {
 					t.Fatalf("Allow = %v", err)
 				}
 				lines := talk(t, c.frontAddr, tc.login)

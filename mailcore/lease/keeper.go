@@ -18,7 +18,8 @@ type Keeper struct {
 	// second.
 	Poll time.Duration
 	// Gained is called with the new fence once the lease is taken,
-	// before the member serves. An error gives the lease back.
+	// before the member serves: Status and Holding answer standby
+	// until it returns nil. An error gives the lease back.
 	Gained func(ctx context.Context, fence uint64) error
 	// Lost is called once the member must stop writing.
 	Lost func(cause string)
@@ -102,9 +103,19 @@ func (k *Keeper) GiveUp(cause string) {
 	k.Log.Error("lease given up", "back", k.Lease.Name, "node", k.Lease.Holder,
 		"fence", was, "cause", cause, "retry_in", k.backoff())
 	k.Drop(cause)
+	k.release(was)
+}
+
+// release lets the lease held under fence lapse now, so that the other
+// member need not wait out the TTL. A release that fails is logged:
+// the lease then lapses on its own.
+func (k *Keeper) release(fence uint64) {
 	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	k.Lease.Release(rctx, was)
+	if err := k.Lease.Release(rctx, fence); err != nil {
+		k.Log.Warn("lease not released, it lapses on its own", "back", k.Lease.Name,
+			"node", k.Lease.Holder, "fence", fence, "err", err, "ttl", k.Lease.TTL)
+	}
 }
 
 // Run keeps the lease until ctx ends, and then releases it.
@@ -194,23 +205,26 @@ func (k *Keeper) acquire(ctx context.Context) {
 		return
 	}
 	k.mu.Lock()
-	k.fence, k.tried, k.failed = fence, start, false
+	k.failed = false
 	k.mu.Unlock()
+	// The member stays standby until the store serves under the new
+	// fence: its heartbeat would otherwise draw the fronts' work, and
+	// its gates let connections in, that the store still refuses.
 	if err := k.Gained(ctx, fence); err != nil {
 		// Tried again at once, a folder that cannot be served would
 		// have the lease taken and given back every second.
 		k.mu.Lock()
-		k.fence = 0
 		k.resume = time.Now().Add(k.backoff())
 		k.mu.Unlock()
 		k.Log.Error("lease given back", "back", k.Lease.Name,
 			"node", k.Lease.Holder, "fence", fence, "err", err,
 			"retry_in", k.backoff())
-		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		k.Lease.Release(rctx, fence)
+		k.release(fence)
 		return
 	}
+	k.mu.Lock()
+	k.fence, k.tried = fence, start
+	k.mu.Unlock()
 	k.Log.Info("lease acquired", "back", k.Lease.Name,
 		"node", k.Lease.Holder, "fence", fence)
 }

@@ -72,7 +72,11 @@ func (l *Lease) Acquire(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("lease %s: acquire: %w", l.Name, err)
 	}
-	if n, err := res.RowsAffected(); err != nil || n != 1 {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("lease %s: acquire: %w", l.Name, err)
+	}
+	if n != 1 {
 		return 0, ErrHeld
 	}
 	// The UPDATE holds the row's lock until the commit, so the fence

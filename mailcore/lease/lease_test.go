@@ -390,3 +390,88 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	defer l.mu.Unlock()
 	return l.w.Write(p)
 }
+
+// TestKeeperIsStandbyUntilTheStoreServes checks that a member which
+// took the lease says it is active only once Gained has served the
+// store: while Gained runs its status is standby, and a Gained that
+// fails leaves it never having said active.
+func TestKeeperIsStandbyUntilTheStoreServes(t *testing.T) {
+	db := database(t)
+	entered := make(chan uint64)
+	finish := make(chan error)
+	k := &lease.Keeper{
+		Lease: lease.Lease{DB: db, Name: "b1", Holder: "b1a", TTL: 2 * time.Second},
+		Gained: func(_ context.Context, f uint64) error {
+			entered <- f
+			return <-finish
+		},
+		Lost: func(string) {},
+		Log:  slog.New(slog.DiscardHandler),
+	}
+	// watch samples the keeper's status until stop closes, and says
+	// whether it was ever active.
+	watch := func(stop <-chan struct{}) <-chan bool {
+		seen := make(chan bool, 1)
+		go func() {
+			active := false
+			for {
+				if _, a := k.Status(); a {
+					active = true
+				}
+				select {
+				case <-stop:
+					seen <- active
+					return
+				case <-time.After(time.Millisecond):
+				}
+			}
+		}()
+		return seen
+	}
+
+	// Gained fails, as for a folder holding another store.
+	stop := make(chan struct{})
+	seen := watch(stop)
+	tried := make(chan struct{})
+	go func() { k.Try(context.Background()); close(tried) }()
+	fence := <-entered
+	time.Sleep(100 * time.Millisecond)
+	if f, active := k.Status(); active {
+		t.Fatalf("status active under fence %d while Gained runs", f)
+	}
+	if err := k.Holding(fence); err == nil {
+		t.Fatal("holding while Gained runs")
+	}
+	finish <- errors.New("wrong folder")
+	<-tried
+	close(stop)
+	if <-seen {
+		t.Fatal("status said active for a lease whose Gained failed")
+	}
+	if st, err := k.Lease.Read(context.Background()); err != nil || st.Live {
+		t.Fatalf("lease after a failed Gained reads %+v, %v; want it given back", st, err)
+	}
+
+	// Gained succeeds: active from then on, under the new fence.
+	stop = make(chan struct{})
+	seen = watch(stop)
+	tried = make(chan struct{})
+	go func() { k.Try(context.Background()); close(tried) }()
+	fence = <-entered
+	time.Sleep(100 * time.Millisecond)
+	if _, active := k.Status(); active {
+		t.Fatal("status active while Gained runs")
+	}
+	close(stop)
+	if <-seen {
+		t.Fatal("status said active before Gained returned")
+	}
+	finish <- nil
+	<-tried
+	if f, active := k.Status(); !active || f != fence {
+		t.Fatalf("status %d %v after Gained, want active under fence %d", f, active, fence)
+	}
+	if err := k.Holding(fence); err != nil {
+		t.Fatalf("not holding after Gained: %v", err)
+	}
+}

@@ -5,7 +5,8 @@
 // Feeding. Run polls GET /heartbeat on every back each Config.Interval,
 // each poll bounded by Config.Timeout; a poll that fails, times out or
 // answers other than 200 counts as a failure, one that answers 200 as a
-// success. Callers add what they see with Report: an LMTP delivery that
+// success. Callers add what they see with Report, under the breaker's
+// name Allow answered when the call started: an LMTP delivery that
 // could not reach the back, or an IMAP proxy that could not sign in
 // there, reports its error; one that got an answer reports nil. Only
 // errors that say the back is unwell should be reported: a recipient
@@ -27,7 +28,9 @@
 // none is, Allow answers an *UnavailableError for the back as for an
 // open breaker. A member that stops answering after a takeover thus
 // loses to the new holder at the first heartbeat that reports it,
-// before its own breaker opens.
+// before its own breaker opens. A call goes to the member Allow
+// answered, and its outcome counts for that member alone, even when
+// the other took over while it ran.
 //
 // Every transition is logged with the peer and counted in
 // egret_breaker_transitions_total; egret_breaker_state shows the

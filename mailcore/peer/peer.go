@@ -16,8 +16,10 @@ import (
 	"github.com/egretair/egret/mailcore/node"
 )
 
-// Breaker metrics. The label peer takes the back nodes' names; to takes
-// "closed", "half-open" and "open".
+// Breaker metrics. The label peer takes the breakers' names: a back
+// node's name, or for a back listed twice in cluster.backs one per
+// member, the name with the entry's place among the two, as b1/1 and
+// b1/2; to takes "closed", "half-open" and "open".
 var (
 	metricState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "egret_breaker_state",
@@ -259,32 +261,35 @@ func (p *Peers) Route(peer string) (string, error) {
 	return best, nil
 }
 
-// Allow answers nil when peer may be called now, and an
-// *UnavailableError when its breaker is open, when it is a back with a
-// standby and no member is active and reachable, or when no back has
+// Allow answers the breaker a call to peer goes through now, when peer
+// may be called: peer itself for a back listed once, else the member
+// routed to (see Route). The call is made to that member and its
+// outcome reported under that name, so that a takeover while the call
+// runs does not lay it on the new active. Allow answers an
+// *UnavailableError when the breaker is open, when peer is a back with
+// a standby and no member is active and reachable, or when no back has
 // that name.
-func (p *Peers) Allow(peer string) error {
+func (p *Peers) Allow(peer string) (string, error) {
 	name, err := p.Route(peer)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if p.cbs[name].State() == gobreaker.StateOpen {
-		return &UnavailableError{Peer: peer}
+		return "", &UnavailableError{Peer: peer}
 	}
-	return nil
+	return name, nil
 }
 
-// Report feeds the outcome of a call to peer to its breaker: nil for a
-// call the back answered, the error for one that shows it unwell. For
-// a back with a standby it goes to the member routed to now. While the
-// breaker is open, outcomes are not counted; in half-open the first
-// one decides.
-func (p *Peers) Report(peer string, err error) {
-	name, rerr := p.Route(peer)
-	if rerr != nil {
+// Report feeds the outcome of a call to the breaker Allow answered for
+// it, by that name (for a back listed once, the back's): nil for a
+// call the back answered, the error for one that shows it unwell. A
+// name with no breaker is ignored. While the breaker is open, outcomes
+// are not counted; in half-open the first one decides.
+func (p *Peers) Report(breaker string, err error) {
+	if _, ok := p.cbs[breaker]; !ok {
 		return
 	}
-	p.report(name, err)
+	p.report(breaker, err)
 }
 
 // report feeds one breaker by its name.

@@ -85,7 +85,7 @@ func TestBreakerFollowsHeartbeat(t *testing.T) {
 
 			// A healthy back is let through.
 			time.Sleep(150 * time.Millisecond)
-			if err := p.Allow(name); err != nil {
+			if _, err := p.Allow(name); err != nil {
 				t.Fatalf("Allow with the back up: %v", err)
 			}
 
@@ -94,7 +94,7 @@ func TestBreakerFollowsHeartbeat(t *testing.T) {
 			b.mode.Store(tc.down)
 			took := waitState(t, p, name, "open", 2*time.Second)
 			t.Logf("opened after %v", took)
-			err := p.Allow(name)
+			_, err := p.Allow(name)
 			var ue *UnavailableError
 			if !errors.As(err, &ue) || !ue.Temporary() || !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("Allow with the breaker open = %v, want a temporary *UnavailableError", err)
@@ -117,7 +117,7 @@ func TestBreakerFollowsHeartbeat(t *testing.T) {
 			b.mode.Store("up")
 			took = waitState(t, p, name, "closed", 2*time.Second)
 			t.Logf("closed after %v", took)
-			if err := p.Allow(name); err != nil {
+			if _, err := p.Allow(name); err != nil {
 				t.Fatalf("Allow after the back returned: %v", err)
 			}
 			if v := metricValue(t, reg, "egret_breaker_transitions_total", name, "open"); v < 1 {
@@ -136,23 +136,23 @@ func TestReportedFailuresOpenBreaker(t *testing.T) {
 	refused := errors.New("lmtp: connection refused")
 
 	p.Report("back-calls", refused)
-	if err := p.Allow("back-calls"); err != nil {
+	if _, err := p.Allow("back-calls"); err != nil {
 		t.Fatalf("one failure opened the breaker: %v", err)
 	}
 	p.Report("back-calls", nil)
 	p.Report("back-calls", refused)
-	if err := p.Allow("back-calls"); err != nil {
+	if _, err := p.Allow("back-calls"); err != nil {
 		t.Fatalf("failures not in a row opened the breaker: %v", err)
 	}
 	p.Report("back-calls", refused)
-	if err := p.Allow("back-calls"); !errors.Is(err, ErrUnavailable) {
+	if _, err := p.Allow("back-calls"); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Allow after two failures in a row = %v, want unavailable", err)
 	}
 
 	// Half-open after OpenFor: a call goes through, and its success
 	// closes the breaker.
 	time.Sleep(80 * time.Millisecond)
-	if err := p.Allow("back-calls"); err != nil {
+	if _, err := p.Allow("back-calls"); err != nil {
 		t.Fatalf("Allow after OpenFor = %v, want a trial call", err)
 	}
 	p.Report("back-calls", nil)
@@ -163,7 +163,7 @@ func TestReportedFailuresOpenBreaker(t *testing.T) {
 
 func TestUnknownPeerIsUnavailable(t *testing.T) {
 	p := New(Config{}, []Peer{{Name: "back-a"}}, slog.New(slog.DiscardHandler), nil)
-	err := p.Allow("back-z")
+	_, err := p.Allow("back-z")
 	var ue *UnavailableError
 	if !errors.As(err, &ue) || !ue.Unknown {
 		t.Fatalf("Allow(unknown) = %v, want an unknown-peer UnavailableError", err)
@@ -256,8 +256,8 @@ func TestBackWithAStandbyRoutesToTheActiveMember(t *testing.T) {
 	}
 
 	waitRoute("b1/1")
-	if err := p.Allow("b1"); err != nil {
-		t.Fatalf("Allow with b1/1 active: %v", err)
+	if got, err := p.Allow("b1"); err != nil || got != "b1/1" {
+		t.Fatalf("Allow with b1/1 active = %q, %v; want b1/1", got, err)
 	}
 
 	// The standby takes the lease while the former active still
@@ -270,13 +270,16 @@ func TestBackWithAStandbyRoutesToTheActiveMember(t *testing.T) {
 	one.set("standby", 2)
 	two.down.Store(true)
 	start := time.Now()
-	for p.Allow("b1") == nil {
+	for {
+		if _, err := p.Allow("b1"); err != nil {
+			break
+		}
 		if time.Since(start) > 2*time.Second {
 			t.Fatal("b1 still allowed with no member active and reachable")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if err := p.Allow("b1"); !errors.Is(err, ErrUnavailable) || p.State("b1") != "open" {
+	if _, err := p.Allow("b1"); !errors.Is(err, ErrUnavailable) || p.State("b1") != "open" {
 		t.Fatalf("Allow = %v, State = %q; want unavailable and open", err, p.State("b1"))
 	}
 
@@ -333,4 +336,60 @@ func TestRecoveredIsToldWhenABackMayBeCalledAgain(t *testing.T) {
 	waitState(t, p, "b2", "open", 2*time.Second)
 	single.down.Store(false)
 	wait("b2")
+}
+
+// TestOutcomeCountsAgainstTheMemberCalled checks that a call's outcome
+// goes to the member it was routed to when it started: a call to the
+// former active that fails after a takeover does not open the new
+// active's breaker.
+func TestOutcomeCountsAgainstTheMemberCalled(t *testing.T) {
+	one, two := startMember(t, "active", 1), startMember(t, "standby", 1)
+	cfg := Config{Interval: 20 * time.Millisecond, Failures: 1, OpenFor: time.Hour}
+	p := New(cfg, []Peer{
+		{Name: "b1", Member: "b1/1", Heartbeat: one.srv.URL + "/heartbeat"},
+		{Name: "b1", Member: "b1/2", Heartbeat: two.srv.URL + "/heartbeat"},
+	}, slog.New(slog.DiscardHandler), nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	allow := func(want string) string {
+		t.Helper()
+		start := time.Now()
+		for {
+			got, err := p.Allow("b1")
+			if got == want && err == nil {
+				return got
+			}
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("Allow(b1) = %q, %v; want %q", got, err, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	// A call starts on the first member; the second takes over while
+	// it runs, and the call then fails.
+	call := allow("b1/1")
+	two.set("active", 2)
+	allow("b1/2")
+	p.Report(call, errors.New("lmtp: connection reset"))
+
+	if st := p.State("b1/2"); st != "closed" {
+		t.Fatalf("new active's breaker %q after a failed call to the former one, want closed", st)
+	}
+	if got, err := p.Allow("b1"); err != nil || got != "b1/2" {
+		t.Fatalf("Allow(b1) = %q, %v after the failed call; want b1/2", got, err)
+	}
+	if st := p.State("b1/1"); st != "open" {
+		t.Fatalf("former active's breaker %q, want open from the failure reported to it", st)
+	}
+	// The back's name is no breaker for a back listed twice.
+	p.Report("b1", errors.New("refused"))
+	if st := p.State("b1/2"); st != "closed" {
+		t.Fatalf("new active's breaker %q after a report under the back's name, want closed", st)
+	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"time"
 
@@ -29,8 +28,8 @@ func servingMember(ctx context.Context, members []backNode, name string) (backNo
 		if m.Name != name || m.Member == "" {
 			continue
 		}
-		ls, err := memberLease(ctx, m)
-		if err != nil || ls == nil || ls.State != "active" {
+		ls := memberLease(ctx, m)
+		if ls == nil || ls.State != "active" {
 			continue
 		}
 		if !found || ls.Fence > bestFence {
@@ -40,24 +39,15 @@ func servingMember(ctx context.Context, members []backNode, name string) (backNo
 	return best, found
 }
 
-// memberLease reads a member's lease from its heartbeat.
-func memberLease(ctx context.Context, m backNode) (*node.LeaseStatus, error) {
+// memberLease reads a member's lease from its heartbeat; nil when the
+// member sends none. A heartbeat answers 503 while a service restarts;
+// its lease is still what the member says of itself.
+func memberLease(ctx context.Context, m backNode) *node.LeaseStatus {
 	ctx, cancel := context.WithTimeout(ctx, servingTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTP+"/heartbeat", nil)
-	if err != nil {
-		return nil, err
+	hb, err := node.Fetch(ctx, http.DefaultClient, "http://"+m.HTTP+"/heartbeat")
+	if err != nil && hb.Node == "" {
+		return nil
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	// A heartbeat answers 503 while a service restarts; its lease is
-	// still what the member says of itself.
-	var hb node.Heartbeat
-	if err := json.NewDecoder(resp.Body).Decode(&hb); err != nil {
-		return nil, err
-	}
-	return hb.Lease, nil
+	return hb.Lease
 }

@@ -57,3 +57,31 @@ func TestCommandFindsTheActiveMember(t *testing.T) {
 		t.Fatalf("standby %+v taken as serving", m)
 	}
 }
+
+// TestCommandTakesTheLeaseOfAMemberRestartingAService checks that a
+// member whose heartbeat answers 503, a service restarting, is still
+// found active by its lease, and that one answering no heartbeat is
+// not.
+func TestCommandTakesTheLeaseOfAMemberRestartingAService(t *testing.T) {
+	restarting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(node.Heartbeat{Node: "b1b", Role: "back",
+			Lease: &node.LeaseStatus{Back: "b1", State: "active", Fence: 3}})
+	}))
+	t.Cleanup(restarting.Close)
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not a heartbeat", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(broken.Close)
+	members := []backNode{
+		{Name: "b1", Member: "b1/1", HTTP: strings.TrimPrefix(broken.URL, "http://")},
+		{Name: "b1", Member: "b1/2", HTTP: strings.TrimPrefix(restarting.URL, "http://")},
+	}
+	m, ok := servingMember(context.Background(), members, "b1")
+	if !ok || m.Member != "b1/2" {
+		t.Fatalf("serving member %+v (ok %v), want b1/2, active though restarting a service", m, ok)
+	}
+	if _, ok := servingMember(context.Background(), members[:1], "b1"); ok {
+		t.Fatal("a member answering no heartbeat taken as serving")
+	}
+}
