@@ -298,3 +298,76 @@ func TestAMissingOrDamagedFenceFileStopsTheHolder(t *testing.T) {
 		t.Fatalf("take over a damaged fence file = %v; want ErrFenceFile saying how to mend it", err)
 	}
 }
+
+// TestCopyAndMoveStopAtTheFileWhereTheLeaseIsLost checks that a COPY,
+// MOVE or EXPUNGE of many messages, running when the node loses its
+// lease, stops touching the shared folder at the next file rather than
+// finishing behind the new holder's back.
+func TestCopyAndMoveStopAtTheFileWhereTheLeaseIsLost(t *testing.T) {
+	ctx := context.Background()
+	const n, allowed = 40, 5
+	files := func(dir, box string) int {
+		var count int
+		for _, sub := range []string{"cur", "new"} {
+			f, _ := filepath.Glob(filepath.Join(dir, "accounts", acct, "mailboxes", box, sub, "*"))
+			count += len(f)
+		}
+		return count
+	}
+	for _, op := range []string{"copy", "move", "expunge"} {
+		t.Run(op, func(t *testing.T) {
+			dir := t.TempDir()
+			// Holding answers well a given number of times, then says
+			// the lease is gone, as when a takeover lands mid-command.
+			left := -1
+			st := openFenced(t, dir, Fence{Number: 1, Holding: func() error {
+				if left == 0 {
+					return errors.New("lease lost")
+				}
+				if left > 0 {
+					left--
+				}
+				return nil
+			}})
+			for i := range n {
+				deliver(t, st, "q-"+strings.Repeat("x", i+1), "Subject: m\r\n\r\nx\r\n")
+			}
+			if err := st.Create(ctx, acct, "Dst"); err != nil {
+				t.Fatal(err)
+			}
+			uids := make([]uint32, n)
+			for i := range uids {
+				uids[i] = uint32(i + 1)
+			}
+			if op == "expunge" {
+				if _, err := st.StoreFlags(ctx, acct, Inbox, uids, FlagsAdd, []string{FlagDeleted}); err != nil {
+					t.Fatal(err)
+				}
+			}
+
+			left = allowed
+			var err error
+			switch op {
+			case "copy":
+				_, err = st.Copy(ctx, acct, Inbox, uids, "Dst")
+			case "move":
+				_, err = st.Move(ctx, acct, Inbox, uids, "Dst")
+			case "expunge":
+				_, err = st.Expunge(ctx, acct, Inbox, nil)
+			}
+			if !errors.Is(err, ErrFenced) {
+				t.Fatalf("%s after the lease was lost = %v, want ErrFenced", op, err)
+			}
+			switch op {
+			case "copy", "move":
+				if got := files(dir, "Dst"); got >= n || got > allowed {
+					t.Errorf("%s placed %d of %d files after losing the lease at the %dth check", op, got, n, allowed)
+				}
+			case "expunge":
+				if got := files(dir, Inbox); got < n-allowed {
+					t.Errorf("expunge removed %d of %d files after losing the lease", n-got, n)
+				}
+			}
+		})
+	}
+}

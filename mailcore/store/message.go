@@ -319,6 +319,11 @@ func (s *Store) StoreFlags(ctx context.Context, accountID, mailbox string, uids 
 			keywordsChanged = true
 		}
 		if nf.letters != msg.flags.letters || !msg.inCur {
+			// A rename of a folder another node serves now would
+			// hide the file from that node's index.
+			if err := s.fence.check(); err != nil {
+				return out, err
+			}
 			old := m.path(msg)
 			moved := *msg
 			moved.inCur = true
@@ -386,6 +391,12 @@ func (s *Store) CopyWithin(ctx context.Context, accountID string, quota int64, s
 		msg.name.uid, msg.name.unique = msg.uid, msg.unique
 		msg.name.validity = to.validity
 		msg.name.info, msg.name.flags = true, old.flags.letters
+		if err := s.fence.check(); err != nil {
+			// Another node serves the folder now and may have read
+			// the copies made so far: they are its to keep, not this
+			// node's to remove.
+			return CopyResult{}, err
+		}
 		err := placeFile(from.path(old), to.path(msg), filepath.Join(to.dir, "tmp"))
 		if err != nil {
 			// COPY fails as a whole (RFC 9051 §6.4.7): the copies
@@ -463,6 +474,11 @@ func (s *Store) moveLocked(ctx context.Context, a *account, from, to *mailbox, u
 		msg.name = old.name
 		msg.name.uid, msg.name.validity = msg.uid, to.validity
 		msg.name.info, msg.name.flags = true, old.flags.letters
+		if err := s.fence.check(); err != nil {
+			// Another node serves the folder now; this node's index
+			// is dropped when it next takes the lease.
+			return res, err
+		}
 		if err := os.Rename(from.path(old), to.path(msg)); err != nil {
 			// The files moved so far are in to's folder: the index
 			// must say so on both sides, or they vanish from view
@@ -568,6 +584,9 @@ func (s *Store) Expunge(ctx context.Context, accountID, mailbox string, uids []u
 	var out []uint32
 	var removed []*message
 	for _, msg := range gone {
+		if err := s.fence.check(); err != nil {
+			return out, err
+		}
 		err := os.Remove(m.path(msg))
 		if err != nil && !isNotExist(err) {
 			s.finishMove(ctx, m, removed)
