@@ -181,7 +181,33 @@ func (k *Keeper) check(fence uint64) {
 }
 
 // acquire tries once to take the lease and serve.
+//
+// After an outage of the database longer than a lease's term every
+// lease has lapsed, its holder alive or not; whichever member reached
+// the database first would take it, failing over a healthy active for
+// nothing. So a standby that could not reach the database first sees
+// it answer again, then leaves the lease alone for one more term: a
+// live holder renews it within a fifth of that, and only a dead one's
+// lease is still lapsed afterwards.
 func (k *Keeper) acquire(ctx context.Context) {
+	k.mu.Lock()
+	recovering := k.failed
+	k.mu.Unlock()
+	if recovering {
+		rctx, cancel := context.WithTimeout(ctx, k.Lease.TTL/2)
+		_, err := k.Lease.Read(rctx)
+		cancel()
+		if err != nil {
+			return
+		}
+		k.mu.Lock()
+		k.failed = false
+		k.resume = time.Now().Add(k.Lease.TTL)
+		k.mu.Unlock()
+		k.Log.Info("database answers again; the lease is left to its holder for one term",
+			"back", k.Lease.Name, "node", k.Lease.Holder, "wait", k.Lease.TTL)
+		return
+	}
 	start := time.Now()
 	actx, cancel := context.WithTimeout(ctx, k.Lease.TTL/2)
 	fence, err := k.Lease.Acquire(actx)

@@ -7,12 +7,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 
 	"github.com/egretair/egret/directory/dirtest"
 	"github.com/egretair/egret/mailcore/lease"
@@ -473,5 +477,129 @@ func TestKeeperIsStandbyUntilTheStoreServes(t *testing.T) {
 	}
 	if err := k.Holding(fence); err != nil {
 		t.Fatalf("not holding after Gained: %v", err)
+	}
+}
+
+// cutProxy relays TCP connections to a database until it is cut: then
+// it drops every relayed connection and refuses new ones, as a
+// database server that died would, until it is mended.
+type cutProxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  []net.Conn
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target}
+	t.Cleanup(func() { ln.Close(); p.setCut(true) })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			p.mu.Lock()
+			if p.cut {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			s, err := net.Dial("tcp", target)
+			if err != nil {
+				p.mu.Unlock()
+				c.Close()
+				continue
+			}
+			p.conns = append(p.conns, c, s)
+			p.mu.Unlock()
+			go func() { io.Copy(s, c); s.Close() }()
+			go func() { io.Copy(c, s); c.Close() }()
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) setCut(cut bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cut = cut
+	if cut {
+		for _, c := range p.conns {
+			c.Close()
+		}
+		p.conns = nil
+	}
+}
+
+// TestKeeperKeepsTheActiveThroughADatabaseOutage checks that when the
+// database is away longer than a lease's term and comes back, the
+// standby does not take the lapsed lease from an active that is alive:
+// the active renews first.
+func TestKeeperKeepsTheActiveThroughADatabaseOutage(t *testing.T) {
+	server, err := mysql.ParseDSN(dirtest.MySQLServerDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	if err := database(t).QueryRow("SELECT DATABASE()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	// The database is migrated above; both members reach it through
+	// one proxy, as two hosts reach one primary.
+	proxy := newCutProxy(t, server.Addr)
+	// The driver logs every connection the cut drops.
+	mysql.SetLogger(log.New(io.Discard, "", 0))
+	cfg := server.Clone()
+	cfg.Addr, cfg.DBName = proxy.ln.Addr().String(), name
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = time.Second, time.Second, time.Second
+	db, err := sql.Open("mysql", cfg.FormatDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+
+	ttl := 600 * time.Millisecond
+	gained := make(chan string, 8)
+	keeper := func(node string) *lease.Keeper {
+		return &lease.Keeper{
+			Lease: lease.Lease{DB: db, Name: "b1", Holder: node, TTL: ttl},
+			Poll:  50 * time.Millisecond,
+			Gained: func(context.Context, uint64) error {
+				gained <- node
+				return nil
+			},
+			Lost: func(string) {},
+			Log:  slog.New(slog.DiscardHandler),
+		}
+	}
+	ka, kb := keeper("b1a"), keeper("b1b")
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go ka.Run(ctx)
+	if got := <-gained; got != "b1a" {
+		t.Fatalf("%s gained the lease first, want b1a", got)
+	}
+	go kb.Run(ctx)
+	time.Sleep(2 * ttl)
+
+	for round := range 2 {
+		proxy.setCut(true)
+		time.Sleep(3 * ttl)
+		proxy.setCut(false)
+		select {
+		case got := <-gained:
+			t.Fatalf("round %d: %s took the lease when the database came back", round, got)
+		case <-time.After(4 * ttl):
+		}
+		if f, active := ka.Status(); !active || f != 1 {
+			t.Fatalf("round %d: the active is at fence %d, active %v; want it to keep fence 1", round, f, active)
+		}
 	}
 }
