@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -74,8 +75,8 @@ func TestBackupRestoreWhileMailArrives(t *testing.T) {
 	}
 	began := time.Now()
 	backup := filepath.Join(t.TempDir(), "backup")
-	runScript(t, "bash", filepath.Join(repoRoot, "scripts/backup"),
-		"--database", origURL, "--data-dir", dataDir(orig), "--dest", backup)
+	runScriptEnv(t, []string{"EGRET_DATABASE_URL=" + origURL}, "bash",
+		filepath.Join(repoRoot, "scripts/backup"), "--data-dir", dataDir(orig), "--dest", backup)
 	ended := time.Now()
 	time.Sleep(300 * time.Millisecond)
 	moves, err := mover.stop()
@@ -105,14 +106,15 @@ func TestBackupRestoreWhileMailArrives(t *testing.T) {
 		t.Fatal(err)
 	}
 	restoredURL := "mysql://" + dirtest.NewMySQLDatabase(t)
+	restoredFile := urlFile(t, restoredURL)
 	restoredDir := filepath.Join(t.TempDir(), "data")
 	out := failScript(t, "bash", filepath.Join(repoRoot, "scripts/restore"), "--backup", damaged,
-		"--database", restoredURL, "--data-dir", restoredDir, "--egret", egretBin)
+		"--database-file", restoredFile, "--data-dir", restoredDir, "--egret", egretBin)
 	if !strings.Contains(out, "does not match its SHA256SUMS") {
 		t.Errorf("restore of a damaged backup: want a checksum refusal, got:\n%s", out)
 	}
 	restoreArgs := []string{filepath.Join(repoRoot, "scripts/restore"), "--backup", backup,
-		"--database", restoredURL, "--data-dir", restoredDir, "--egret", egretBin, "--with-queue"}
+		"--database-file", restoredFile, "--data-dir", restoredDir, "--egret", egretBin, "--with-queue"}
 	runScript(t, "bash", restoreArgs...)
 	out = failScript(t, "bash", restoreArgs...)
 	if !strings.Contains(out, "not an empty node") {
@@ -139,7 +141,7 @@ func TestBackupRestoreWhileMailArrives(t *testing.T) {
 		t.Fatalf("MANIFEST has no started line:\n%s", manifest)
 	}
 	runScript(t, "python3", filepath.Join(repoRoot, "scripts/backup-check"),
-		"--orig-db", origURL, "--restored-db", restoredURL,
+		"--orig-db-file", urlFile(t, origURL), "--restored-db-file", restoredFile,
 		"--orig-imap", orig.imapAddr, "--restored-imap", restored.imapAddr,
 		"--logins", logins, "--before", started[1])
 
@@ -206,8 +208,9 @@ func TestBackupRefusesAStaleReplica(t *testing.T) {
 	dataDir := t.TempDir()
 	backup := func(dbURL string, args ...string) (string, string, error) {
 		dest := filepath.Join(t.TempDir(), "backup")
-		out, err := script("bash", append([]string{filepath.Join(repoRoot, "scripts/backup"),
-			"--database", dbURL, "--data-dir", dataDir, "--dest", dest}, args...)...)
+		out, err := scriptEnv([]string{"EGRET_DATABASE_URL=" + dbURL}, "bash",
+			append([]string{filepath.Join(repoRoot, "scripts/backup"),
+				"--data-dir", dataDir, "--dest", dest}, args...)...)
 		return dest, out, err
 	}
 
@@ -217,7 +220,8 @@ func TestBackupRefusesAStaleReplica(t *testing.T) {
 	}
 	manifest := readFile(t, filepath.Join(dest, "MANIFEST"))
 	for _, want := range []string{"replica_of: " + pair.PrimaryAddr(), "replica_io_running: Yes",
-		"replica_sql_running: Yes", "replica_seconds_behind: 0", "replica_check: passed"} {
+		"replica_sql_running: Yes", "replica_seconds_behind: 0", "replica_check: passed",
+		"gtid_slave_pos: none (binary log off)"} {
 		if !strings.Contains(manifest, "\n"+want) {
 			t.Errorf("the MANIFEST lacks %q:\n%s", want, manifest)
 		}
@@ -281,6 +285,340 @@ func TestBackupRefusesAStaleReplica(t *testing.T) {
 		!strings.Contains(manifest, "\nreplica_check: stale, taken with --allow-stale: its SQL thread is not running") {
 		t.Errorf("the MANIFEST of a stale backup does not say so:\n%s", manifest)
 	}
+}
+
+// TestBackupRecordsTheDumpsGTIDPosition backs up the primary of a
+// private MariaDB pair, whose binary log is on, while a writer keeps
+// inserting rows one transaction at a time. The MANIFEST must record the
+// GTID position the dump itself carries, from which a replica seeded
+// with the dump starts: every row written at or before that position is
+// in the dump, and every row written after it, during the backup
+// included, is not, so such a replica neither skips nor repeats a
+// write.
+func TestBackupRecordsTheDumpsGTIDPosition(t *testing.T) {
+	needTool(t, "mariadb-dump")
+	needTool(t, "mariadb")
+
+	pair := dirtest.StartPair(t)
+	primary, err := mysql.ParseDSN(pair.PrimaryDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := sql.Open("mysql", "root@tcp("+primary.Addr+")/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	// The backup user as docs/runbook.md makes it.
+	for _, q := range []string{"CREATE USER 'backup'@'127.0.0.1' IDENTIFIED BY 'backup-secret'",
+		"GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT, RELOAD, BINLOG MONITOR ON *.* TO 'backup'@'127.0.0.1'",
+		"GRANT SLAVE MONITOR ON *.* TO 'backup'@'127.0.0.1'"} {
+		if _, err := root.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	prim, err := sql.Open("mysql", pair.PrimaryDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prim.Close()
+	// Enough rows that the dump takes a while.
+	const filled = 200000
+	pad := strings.Repeat("x", 200)
+	for _, q := range []string{"CREATE TABLE writes (id INT PRIMARY KEY, pad VARCHAR(200))",
+		fmt.Sprintf("INSERT INTO writes SELECT seq, '%s' FROM seq_1_to_%d", pad, filled)} {
+		if _, err := prim.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+
+	// The writer: one row a transaction, on one connection, each row's
+	// GTID read back after its commit.
+	type write struct {
+		id, seq int
+		at      time.Time
+	}
+	var (
+		mu     sync.Mutex
+		writes []write
+		werr   error
+	)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	conn, err := prim.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ctx := context.Background()
+		for id := filled + 1; ; id++ {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			var gtid string
+			_, err := conn.ExecContext(ctx, "INSERT INTO writes VALUES (?, 'w')", id)
+			if err == nil {
+				err = conn.QueryRowContext(ctx, "SELECT @@last_gtid").Scan(&gtid)
+			}
+			var seq int
+			if err == nil {
+				_, err = fmt.Sscanf(gtid, "0-1-%d", &seq)
+			}
+			mu.Lock()
+			if err != nil {
+				werr = fmt.Errorf("row %d (GTID %q): %w", id, gtid, err)
+				mu.Unlock()
+				return
+			}
+			writes = append(writes, write{id, seq, time.Now()})
+			mu.Unlock()
+		}
+	}()
+	// waitWrites waits until the writer has written n more rows, or
+	// stopped.
+	waitWrites := func(n int) {
+		mu.Lock()
+		want := len(writes) + n
+		mu.Unlock()
+		for {
+			mu.Lock()
+			enough := len(writes) >= want || werr != nil
+			mu.Unlock()
+			if enough {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitWrites(20)
+
+	backup := filepath.Join(t.TempDir(), "backup")
+	runScriptEnv(t, []string{"EGRET_DATABASE_URL=mysql://backup:backup-secret@tcp(" + primary.Addr + ")/" +
+		dirtest.PairDatabase}, "bash", filepath.Join(repoRoot, "scripts/backup"),
+		"--data-dir", t.TempDir(), "--dest", backup)
+	ended := time.Now()
+	waitWrites(20)
+	close(done)
+	wg.Wait()
+	if werr != nil {
+		t.Fatalf("writer: %v", werr)
+	}
+
+	manifest := readFile(t, filepath.Join(backup, "MANIFEST"))
+	m := regexp.MustCompile(`(?m)^gtid_slave_pos: '(.*)'$`).FindStringSubmatch(manifest)
+	if m == nil {
+		t.Fatalf("the MANIFEST records no gtid_slave_pos of a primary with the binary log on:\n%s", manifest)
+	}
+	zr, err := gzip.NewReader(strings.NewReader(readFile(t, filepath.Join(backup, "database.sql.gz"))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(zr); err != nil {
+		t.Fatal(err)
+	}
+	dump := buf.String()
+	d := regexp.MustCompile(`(?m)^-- SET GLOBAL gtid_slave_pos='(.*)';$`).FindStringSubmatch(dump)
+	if d == nil {
+		t.Fatal("the dump carries no gtid_slave_pos line")
+	}
+	if m[1] != d[1] {
+		t.Errorf("the MANIFEST records gtid_slave_pos '%s'; the dump carries '%s'", m[1], d[1])
+	}
+	var pos int
+	if _, err := fmt.Sscanf(m[1], "0-1-%d", &pos); err != nil {
+		t.Fatalf("MANIFEST gtid_slave_pos '%s': %v", m[1], err)
+	}
+	if n := strings.Count(dump, "'"+pad+"'"); n != filled {
+		t.Errorf("the dump holds %d of the %d rows written before the backup", n, filled)
+	}
+
+	// Each row is in the dump exactly when its GTID is at or before the
+	// MANIFEST's position.
+	inDump := map[int]bool{}
+	for _, r := range regexp.MustCompile(`\((\d+),'w'\)`).FindAllStringSubmatch(dump, -1) {
+		var id int
+		fmt.Sscan(r[1], &id)
+		inDump[id] = true
+	}
+	before, after, afterDuringBackup, wrong := 0, 0, 0, 0
+	for _, w := range writes {
+		if w.seq <= pos {
+			before++
+		} else {
+			after++
+			if w.at.Before(ended) {
+				afterDuringBackup++
+			}
+		}
+		if inDump[w.id] != (w.seq <= pos) {
+			if wrong++; wrong <= 10 {
+				t.Errorf("row %d, GTID 0-1-%d: in the dump %v, but the MANIFEST's position is 0-1-%d",
+					w.id, w.seq, inDump[w.id], pos)
+			}
+		}
+	}
+	t.Logf("position 0-1-%d; %d rows written up to it, %d after it (%d of those before the backup ended)",
+		pos, before, after, afterDuringBackup)
+	if before == 0 || afterDuringBackup == 0 {
+		t.Fatalf("the writer did not write both before the dump and during the backup after it "+
+			"(%d rows up to the position, %d after it while the backup ran)", before, afterDuringBackup)
+	}
+}
+
+// TestBackupWithAPasswordOfOddCharacters backs up, restores and checks
+// a node whose database user's password holds "#", a backslash, both
+// quotes, "@", ":", "&", "/" and a space, given to the scripts in
+// EGRET_DATABASE_URL and in files: each step works, and no program the
+// scripts run has the password on its command line. A URL with a
+// password given on the command line is refused.
+func TestBackupWithAPasswordOfOddCharacters(t *testing.T) {
+	needTool(t, "mariadb-dump")
+	needTool(t, "mariadb")
+	needTool(t, "python3")
+
+	// A user and two databases of this test's own on the test server.
+	server := dirtest.MySQLServerDSN(t)
+	cfg, err := mysql.ParseDSN(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := sql.Open("mysql", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "egret_t_s_" + hex.EncodeToString([]byte(randomString(t, 6)))
+	origDB, restoredDB := name+"_o", name+"_r"
+	password := `p#1\2'3"4@5:6&7/8 9`
+	quoted := strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(password)
+	hosts := []string{"127.0.0.1", "localhost"}
+	t.Cleanup(func() {
+		defer admin.Close()
+		var drops []string
+		for _, h := range hosts {
+			drops = append(drops, "DROP USER IF EXISTS '"+name+"'@'"+h+"'")
+		}
+		drops = append(drops, "DROP DATABASE IF EXISTS "+origDB, "DROP DATABASE IF EXISTS "+restoredDB)
+		for _, q := range drops {
+			if _, err := admin.Exec(q); err != nil {
+				t.Errorf("%s: %v", q, err)
+			}
+		}
+	})
+	stmts := []string{
+		"CREATE DATABASE " + origDB + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+		"CREATE DATABASE " + restoredDB + " CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+	}
+	for _, h := range hosts {
+		stmts = append(stmts, "CREATE USER '"+name+"'@'"+h+"' IDENTIFIED BY '"+quoted+"'")
+		for _, db := range []string{origDB, restoredDB} {
+			stmts = append(stmts, "GRANT ALL PRIVILEGES ON `"+strings.ReplaceAll(db, "_", `\_`)+
+				"`.* TO '"+name+"'@'"+h+"'")
+		}
+	}
+	for _, q := range stmts {
+		if _, err := admin.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	dbURL := func(db string) string {
+		return "mysql://" + name + ":" + password + "@tcp(" + cfg.Addr + ")/" + db
+	}
+	origURL, restoredURL := dbURL(origDB), dbURL(restoredDB)
+
+	orig := startNode(t, origURL)
+	mailPassword := randomString(t, 20)
+	address := createUser(t, orig, "odd", mailPassword, 0)
+	sendTo(t, orig, address, "before the backup")
+	waitQueueEmpty(t, orig)
+
+	// Every database client and egret, run through a wrapper that notes
+	// its command line.
+	bin := t.TempDir()
+	argv := filepath.Join(t.TempDir(), "argv")
+	wrappers := map[string]string{"egret": egretBin}
+	for _, tool := range []string{"mariadb", "mariadb-dump", "mysql", "mysqldump"} {
+		if path, err := exec.LookPath(tool); err == nil {
+			wrappers[tool] = path
+		}
+	}
+	for tool, path := range wrappers {
+		body := fmt.Sprintf("#!/bin/sh\nprintf '%%s\\n' \"%s $*\" >>'%s'\nexec '%s' \"$@\"\n", tool, argv, path)
+		if err := os.WriteFile(filepath.Join(bin, tool), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := "PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH")
+
+	backup := filepath.Join(t.TempDir(), "backup")
+	runScriptEnv(t, []string{path, "EGRET_DATABASE_URL=" + origURL}, "bash",
+		filepath.Join(repoRoot, "scripts/backup"), "--data-dir", dataDir(orig), "--dest", backup)
+	manifest := readFile(t, filepath.Join(backup, "MANIFEST"))
+	for _, want := range []string{"database: " + origDB, "gtid_slave_pos: none (binary log off)",
+		"accounts: 1", "messages: 1"} {
+		if !strings.Contains(manifest, "\n"+want+"\n") {
+			t.Errorf("the MANIFEST lacks %q:\n%s", want, manifest)
+		}
+	}
+
+	// A password on the command line is refused by each script.
+	restoredDir := filepath.Join(t.TempDir(), "data")
+	for _, args := range [][]string{
+		{"bash", "scripts/backup", "--database", origURL, "--data-dir", dataDir(orig),
+			"--dest", filepath.Join(t.TempDir(), "refused")},
+		{"bash", "scripts/restore", "--backup", backup, "--database", restoredURL,
+			"--data-dir", restoredDir, "--egret", egretBin},
+		{"python3", "scripts/backup-check", "--orig-db", origURL, "--restored-db-file", urlFile(t, restoredURL),
+			"--orig-imap", orig.imapAddr, "--restored-imap", orig.imapAddr, "--logins", os.DevNull},
+	} {
+		out := failScript(t, args[0], args[1:]...)
+		if !strings.Contains(out, "holds a password") {
+			t.Errorf("%s with a password on its command line: want a refusal, got:\n%s", args[1], out)
+		}
+	}
+	if _, err := os.Stat(restoredDir); !os.IsNotExist(err) {
+		t.Errorf("a refused restore touched %s (%v)", restoredDir, err)
+	}
+
+	runScriptEnv(t, []string{path}, "bash", filepath.Join(repoRoot, "scripts/restore"),
+		"--backup", backup, "--database-file", urlFile(t, restoredURL), "--data-dir", restoredDir,
+		"--egret", filepath.Join(bin, "egret"))
+	restored := startNodeEnv(t, restoredURL, "EGRET_NODE_DATA_DIR="+restoredDir,
+		"EGRET_API_BOOTSTRAP_KEY="+orig.apiKey)
+	waitInbox(t, restored, "odd", mailPassword, 1, 30*time.Second)
+
+	logins := filepath.Join(t.TempDir(), "logins")
+	if err := os.WriteFile(logins, []byte("odd\t"+mailPassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	started := regexp.MustCompile(`(?m)^started: (\S+)$`).FindStringSubmatch(manifest)
+	if started == nil {
+		t.Fatalf("MANIFEST has no started line:\n%s", manifest)
+	}
+	runScriptEnv(t, []string{path}, "python3", filepath.Join(repoRoot, "scripts/backup-check"),
+		"--orig-db-file", urlFile(t, origURL), "--restored-db-file", urlFile(t, restoredURL),
+		"--orig-imap", orig.imapAddr, "--restored-imap", restored.imapAddr,
+		"--logins", logins, "--before", started[1])
+
+	// What the process list showed of the programs the scripts ran.
+	ran := readFile(t, argv)
+	for _, tool := range []string{"mariadb ", "mariadb-dump ", "egret "} {
+		if !strings.Contains(ran, "\n"+tool) && !strings.HasPrefix(ran, tool) {
+			t.Errorf("the scripts ran no %s through its wrapper:\n%s", tool, ran)
+		}
+	}
+	for _, secret := range []string{password, quoted} {
+		if strings.Contains(ran, secret) {
+			t.Errorf("a command line the scripts ran holds the password:\n%s", ran)
+		}
+	}
+	t.Logf("%d programs run by the scripts, none with the password on its command line",
+		strings.Count(ran, "\n"))
 }
 
 // backupUsers gives the first three available people of the snapshot
@@ -613,16 +951,45 @@ func failScript(t *testing.T, name string, args ...string) string {
 	return out
 }
 
+// runScriptEnv is runScript with the settings env added to its
+// environment.
+func runScriptEnv(t *testing.T, env []string, name string, args ...string) string {
+	t.Helper()
+	out, err := scriptEnv(env, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	t.Logf("%s %s:\n%s", name, filepath.Base(args[0]), out)
+	return out
+}
+
 // script runs a program from the repository's top folder without any
 // EGRET_ setting, and answers its combined output.
 func script(name string, args ...string) (string, error) {
+	return scriptEnv(nil, name, args...)
+}
+
+// scriptEnv is script with the settings env (NAME=VALUE) added to the
+// environment, a later one of a name winning.
+func scriptEnv(env []string, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), commandTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = repoRoot
-	cmd.Env = environWithoutEgret()
+	cmd.Env = append(environWithoutEgret(), env...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// urlFile writes a database URL into a file only this user can read, as
+// --database-file takes it, and answers the file's path.
+func urlFile(t *testing.T, url string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "database.url")
+	if err := os.WriteFile(path, []byte(url+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // readFile answers a file's content, failing the test when it cannot.
