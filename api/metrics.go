@@ -26,7 +26,8 @@ var (
 	dbBehindDesc = prometheus.NewDesc("egret_database_replica_behind",
 		"1 while a replica trails beyond the allowed lag or does not replicate.", []string{"database"}, nil)
 	dbReadsDesc = prometheus.NewDesc("egret_database_reads_total",
-		"Lag-tolerant reads (logins, address lookups) the database answered.", []string{"database", "role"}, nil)
+		"Reads the database answered that may trail the primary (address and list lookups), "+
+			"and access checks a replica answered while the primary was down.", []string{"database", "role"}, nil)
 )
 
 // databaseHealth answers the health of the process's directory

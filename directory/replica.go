@@ -3,9 +3,11 @@ package directory
 // A store on MySQL/MariaDB may have replicas besides its primary: servers
 // that follow the primary by MariaDB replication and are never written
 // to. The store keeps one database value per server and a checker that
-// pings each one every second; on a replica it also reads SHOW SLAVE
-// STATUS, and a replica whose threads have stopped or that trails the
-// primary by more than the allowed lag is marked behind.
+// pings each one every second (replica_check.go) over a connection of
+// its own, so that a pool busy with slow statements is not taken for a
+// server that is gone; on a replica it also reads SHOW SLAVE STATUS,
+// and a replica whose threads have stopped or that trails the primary
+// by more than the allowed lag is marked behind.
 //
 // Writes, and every read that must see the store's own last write, go to
 // the primary. Read (below) is for the lookups that may trail by a
@@ -21,6 +23,14 @@ package directory
 // While the checker finds the primary down, statements on it fail at
 // once with ErrUnavailable instead of waiting for a connect timeout;
 // they reach it again at the first check that finds it back.
+//
+// gorm.io/plugin/dbresolver splits reads from writes too, but not in
+// the way the store needs, which is why this file does it: dbresolver
+// picks among replicas by a fixed policy and knows nothing of their
+// health, so it neither turns to a replica that is behind only while
+// the primary is down, nor refuses writes at once while the primary is
+// known down instead of waiting on each connect, nor sends the reads
+// that decide access to the primary first.
 
 import (
 	"context"
@@ -49,6 +59,12 @@ const DefaultMaxReplicaLag = 30 * time.Second
 
 // checkEvery is how often each database is checked.
 const checkEvery = time.Second
+
+// downAfter is how many checks in a row must fail, none of them for a
+// lost connection, before a database is marked down: a ping that runs
+// out of time may be a server briefly too busy to answer. A lost
+// connection (refused, reset) marks it down at the first check.
+const downAfter = 3
 
 // Option configures Open and Connect.
 type Option func(*options)
@@ -118,11 +134,16 @@ type database struct {
 	addr string
 	db   *gorm.DB
 	sql  *sql.DB
+	// probe is the checker's own pool of one connection to the same
+	// server, so that its ping never waits for a connection of sql.
+	probe *sql.DB
 
 	up     atomic.Bool
 	behind atomic.Bool
 	lagMS  atomic.Int64
 	reads  atomic.Uint64
+	// fails counts the checks in a row that failed.
+	fails atomic.Int32
 
 	mu      sync.Mutex
 	lastErr string
@@ -141,8 +162,9 @@ func (d *database) setErr(err error) {
 // usable reports whether a replica may serve reads first.
 func (d *database) usable() bool { return d.up.Load() && !d.behind.Load() }
 
-// newDatabase makes the pool of one MySQL/MariaDB server; nothing is
-// dialled yet.
+// newDatabase makes the pools of one MySQL/MariaDB server, the one its
+// statements share and the checker's, both with the timeouts dsn sets;
+// nothing is dialled yet.
 func newDatabase(dsn, name, role string) (*database, error) {
 	sqlDB, err := sql.Open("mysql", dsn)
 	if err != nil {
@@ -151,10 +173,24 @@ func newDatabase(dsn, name, role string) (*database, error) {
 	sqlDB.SetMaxOpenConns(32)
 	sqlDB.SetMaxIdleConns(8)
 	sqlDB.SetConnMaxLifetime(5 * time.Minute)
-	d := &database{name: name, role: role, addr: dsnAddr(dsn), sql: sqlDB}
+	probe, err := sql.Open("mysql", dsn)
+	if err != nil {
+		sqlDB.Close()
+		return nil, err
+	}
+	probe.SetMaxOpenConns(1)
+	probe.SetMaxIdleConns(1)
+	probe.SetConnMaxLifetime(5 * time.Minute)
+	d := &database{name: name, role: role, addr: dsnAddr(dsn), sql: sqlDB, probe: probe}
 	d.up.Store(true)
 	d.lagMS.Store(-1)
 	return d, nil
+}
+
+// close closes both pools of d.
+func (d *database) close() error {
+	d.probe.Close()
+	return d.sql.Close()
 }
 
 // openGorm gives d its gorm handle; the primary's pool is gated.
@@ -193,7 +229,7 @@ func (o *options) replicaDatabases() ([]*database, error) {
 		}
 		if err != nil {
 			for _, d := range out {
-				d.sql.Close()
+				d.close()
 			}
 			return nil, err
 		}
@@ -214,17 +250,19 @@ func Probe(rawURL string, opts ...Option) ([]DatabaseHealth, error) {
 	if dialect != migrations.MySQL {
 		return (&Store{}).Health(), nil
 	}
-	s := &Store{maxLag: o.maxLag}
+	// One look is all egret status has: a check that fails marks the
+	// database down at once.
+	s := &Store{maxLag: o.maxLag, downAfter: 1}
 	if s.primary, err = newDatabase(dsn, "primary", RolePrimary); err != nil {
 		return nil, err
 	}
 	if s.replicas, err = o.replicaDatabases(); err != nil {
-		s.primary.sql.Close()
+		s.primary.close()
 		return nil, err
 	}
 	defer func() {
 		for _, d := range s.all() {
-			d.sql.Close()
+			d.close()
 		}
 	}()
 	return s.CheckHealth(), nil
@@ -326,12 +364,16 @@ func (s *Store) ReadPrimaryFirst(ctx context.Context, fn func(db *gorm.DB) error
 	return s.Read(ctx, fn)
 }
 
-// readOn runs fn on d and counts the read when it was answered.
+// readOn runs fn on d and counts the read when it was answered. A
+// database found gone is marked down at once, as the gated pool marks
+// the primary, rather than left up until the next check.
 func readOn(ctx context.Context, d *database, fn func(db *gorm.DB) error) error {
 	err := fn(d.db.WithContext(ctx))
 	lost := connLost(ctx, err)
 	if !lost {
 		d.reads.Add(1)
+	} else {
+		d.up.Store(false)
 	}
 	if lost && !errors.Is(err, ErrUnavailable) {
 		err = fmt.Errorf("%w: %s: %w", ErrUnavailable, d.addr, err)

@@ -69,9 +69,12 @@ func (p gatedPool) QueryContext(ctx context.Context, query string, args ...any) 
 }
 
 // QueryRowContext cannot refuse: *sql.Row carries its error out of
-// reach. gorm uses it only for single-value reads.
+// reach of a caller. gorm uses it only for single-value reads. A lost
+// server still marks the primary down.
 func (p gatedPool) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	return p.db.QueryRowContext(ctx, query, args...)
+	row := p.db.QueryRowContext(ctx, query, args...)
+	p.seen(ctx, row.Err())
+	return row
 }
 
 func (p gatedPool) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {

@@ -3,6 +3,7 @@ package directory_test
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -131,4 +132,64 @@ func countUnits(t *testing.T, dsn string) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// A primary whose every pooled connection is busy with a slow statement
+// is not down: the checker reaches it over a connection of its own, so
+// the store keeps it up all the while and a write right after succeeds.
+func TestBusyPoolLeavesThePrimaryUp(t *testing.T) {
+	pair := dirtest.StartPair(t)
+	ctx := context.Background()
+	s, err := directory.Open(ctx, pair.PrimaryURL(), directory.WithReplicas(pair.ReplicaURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pool, err := s.SQL()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// As many sleeping statements as the pool holds connections.
+	const sleep = 4 * time.Second
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for range 32 {
+		wg.Go(func() {
+			var n int64
+			errs <- s.DB().WithContext(ctx).Raw("SELECT SLEEP(?)", sleep.Seconds()).Scan(&n).Error
+		})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for pool.Stats().InUse < 32 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pool never filled: %+v", pool.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := pool.Stats().MaxOpenConnections; got != 32 {
+		t.Fatalf("the pool holds %d connections, the test fills 32", got)
+	}
+	filled := time.Now()
+	for time.Since(filled) < sleep-500*time.Millisecond {
+		if h := s.Health(); !h[0].Up || !h[0].ServesWrites {
+			t.Fatalf("primary marked down %v after its pool filled: %+v",
+				time.Since(filled).Round(time.Millisecond), h[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("sleeping statement: %v", err)
+		}
+	}
+	lc := &directory.Lifecycle{Store: s}
+	if _, err := lc.CreateUnit(ctx, directory.NewUnit{Kind: directory.UnitOrg, Name: "鹭航航空"}); err != nil {
+		t.Fatalf("write after the busy spell: %v", err)
+	}
+	if h := s.Health(); !h[0].Up || h[0].Error != "" {
+		t.Errorf("primary after the busy spell: %+v", h[0])
+	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/glebarez/sqlite"
+	"github.com/go-sql-driver/mysql"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
 
@@ -30,8 +31,14 @@ type Store struct {
 	primary  *database
 	replicas []*database
 	maxLag   time.Duration
-	stop     chan struct{}
-	stopOnce sync.Once
+	// downAfter is how many failed checks in a row mark a database
+	// down (see the constant of that name).
+	downAfter int32
+	// migrateDSN is the primary's DSN without read and write
+	// timeouts, for Migrate.
+	migrateDSN string
+	stop       chan struct{}
+	stopOnce   sync.Once
 
 	// homeBacks are the backs new accounts are homed on (home.go).
 	homeBacks []string
@@ -99,13 +106,16 @@ func Connect(rawURL string, opts ...Option) (*Store, error) {
 // connectMySQL opens the primary and the replicas, checks each once,
 // and starts the checker.
 func connectMySQL(dsn string, o options) (*Store, error) {
-	s := &Store{dialect: migrations.MySQL, maxLag: o.maxLag}
+	s := &Store{dialect: migrations.MySQL, maxLag: o.maxLag, downAfter: downAfter}
 	var err error
+	if s.migrateDSN, err = withoutTimeouts(dsn); err != nil {
+		return nil, fmt.Errorf("directory: open database: %w", err)
+	}
 	if s.primary, err = newDatabase(dsn, "primary", RolePrimary); err != nil {
 		return nil, fmt.Errorf("directory: open database: %w", err)
 	}
 	if s.replicas, err = o.replicaDatabases(); err != nil {
-		s.primary.sql.Close()
+		s.primary.close()
 		return nil, err
 	}
 	for _, d := range s.all() {
@@ -115,7 +125,7 @@ func connectMySQL(dsn string, o options) (*Store, error) {
 	}
 	if err != nil {
 		for _, d := range s.all() {
-			d.sql.Close()
+			d.close()
 		}
 		return nil, fmt.Errorf("directory: open database: %w", err)
 	}
@@ -171,8 +181,10 @@ func ParseURL(rawURL string) (migrations.Dialect, string, error) {
 		}
 		// Nor must a server that hangs with a statement in flight
 		// hold it forever: the statement fails with a broken
-		// connection, which rolls its transaction back. Migrations
-		// and the largest OA import's statements take far less.
+		// connection, which rolls its transaction back. The largest
+		// OA import's statements take far less; migrations, which
+		// may wait minutes for another node's, run without these
+		// timeouts (see Migrate).
 		for _, k := range []string{"readTimeout", "writeTimeout"} {
 			if !hasParam(dsn, k) {
 				params.Set(k, statementTimeout.String())
@@ -222,13 +234,35 @@ func redact(rawURL string) string {
 }
 
 // Migrate applies any migrations the database lacks and answers its
-// schema version.
+// schema version. On MySQL/MariaDB it runs over a pool of its own,
+// opened without the read and write timeouts of the store's (ParseURL):
+// the wait for another node's migrations, and a migration's own
+// statements, may well last longer, and would fail half done.
 func (s *Store) Migrate(ctx context.Context) (int64, error) {
-	sqlDB, err := s.db.DB()
+	if s.primary == nil {
+		sqlDB, err := s.db.DB()
+		if err != nil {
+			return 0, err
+		}
+		return migrations.Up(ctx, sqlDB, s.dialect)
+	}
+	db, err := sql.Open("mysql", s.migrateDSN)
 	if err != nil {
 		return 0, err
 	}
-	return migrations.Up(ctx, sqlDB, s.dialect)
+	defer db.Close()
+	return migrations.Up(ctx, db, s.dialect)
+}
+
+// withoutTimeouts answers a go-sql-driver DSN without its read and write
+// timeouts.
+func withoutTimeouts(dsn string) (string, error) {
+	c, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", err
+	}
+	c.ReadTimeout, c.WriteTimeout = 0, 0
+	return c.FormatDSN(), nil
 }
 
 // Migrations answers the state of every known migration.
@@ -256,9 +290,9 @@ func (s *Store) Close() error {
 	if s.primary != nil {
 		s.stopOnce.Do(func() { close(s.stop) })
 		for _, r := range s.replicas {
-			r.sql.Close()
+			r.close()
 		}
-		return s.primary.sql.Close()
+		return s.primary.close()
 	}
 	sqlDB, err := s.db.DB()
 	if err != nil {

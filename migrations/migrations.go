@@ -76,7 +76,10 @@ const lockWait = 120 * time.Second
 // Up applies every migration the database lacks and answers the version
 // it is at afterwards. On MySQL it holds a named lock meanwhile, so
 // nodes started together apply each migration once: the others wait,
-// then find nothing left to do.
+// then find nothing left to do. The wait, and a migration's statements,
+// may outlast a driver's read timeout: db should set none (go-sql-driver's
+// readTimeout, writeTimeout), or a wait that outlasts it fails with a
+// broken connection.
 func Up(ctx context.Context, db *sql.DB, d Dialect) (int64, error) {
 	p, err := provider(db, d)
 	if err != nil {

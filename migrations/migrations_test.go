@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/egretair/egret/directory"
 	"github.com/egretair/egret/directory/dirtest"
@@ -103,6 +104,65 @@ func TestUpRunsOnceWhenTwoNodesStartTogether(t *testing.T) {
 				t.Errorf("round %d, node %d: up = version %d, %v; want version %d",
 					round, i, versions[i], errs[i], want)
 			}
+		}
+	}
+}
+
+// A node that starts while another holds the migration lock waits for
+// it, however short the read timeout of its database URL: the wait must
+// not end in a broken connection when the timeout passes.
+func TestUpWaitsForTheLockBeyondTheReadTimeout(t *testing.T) {
+	ctx := context.Background()
+	dsn := dirtest.NewMySQLDatabase(t)
+	other, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	holder, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	// The lock Up takes, held by another node's session.
+	var got sql.NullInt64
+	if err := holder.QueryRowContext(ctx, "SELECT GET_LOCK('egret_migrations', 10)").Scan(&got); err != nil || got.Int64 != 1 {
+		t.Fatalf("take the lock: %v, %v", got, err)
+	}
+	const hold = 4 * time.Second
+	released := make(chan error, 1)
+	go func() {
+		time.Sleep(hold)
+		_, err := holder.ExecContext(ctx, "DO RELEASE_LOCK('egret_migrations')")
+		released <- err
+	}()
+
+	url := "mysql://" + dsn
+	if strings.Contains(dsn, "?") {
+		url += "&readTimeout=2s"
+	} else {
+		url += "?readTimeout=2s"
+	}
+	start := time.Now()
+	s, err := directory.Open(ctx, url)
+	took := time.Since(start)
+	if err := <-released; err != nil {
+		t.Fatalf("release the lock: %v", err)
+	}
+	if err != nil {
+		t.Fatalf("open with the lock held for %v and a read timeout of 2s: %v after %v", hold, err, took)
+	}
+	defer s.Close()
+	if took < hold-time.Second {
+		t.Errorf("open took %v: it did not wait for the lock held for %v", took, hold)
+	}
+	list, err := s.Migrations(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range list {
+		if !m.Applied {
+			t.Errorf("migration %d (%s) not applied", m.Version, m.Name)
 		}
 	}
 }
