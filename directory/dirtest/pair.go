@@ -90,6 +90,14 @@ func StartPair(t testing.TB) *Pair {
 		if os.Geteuid() == 0 {
 			install.Args = append(install.Args, "--user=root")
 		}
+		// Each server has a temporary folder of its own: two installs
+		// at once (test packages run in parallel) in one /tmp remove
+		// each other's temporary tables, whose names do not differ.
+		tmp := filepath.Join(s.dir, "tmp")
+		if err := os.MkdirAll(tmp, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		install.Env = append(os.Environ(), "TMPDIR="+tmp)
 		if out, err := install.CombinedOutput(); err != nil {
 			t.Fatalf("dirtest: mariadb-install-db for the %s: %v\n%s", name, err, out)
 		}
@@ -98,6 +106,7 @@ func StartPair(t testing.TB) *Pair {
 			"--socket=" + filepath.Join(s.dir, "mysqld.sock"),
 			"--pid-file=" + filepath.Join(s.dir, "mysqld.pid"),
 			"--log-error=" + s.logPath,
+			"--tmpdir=" + tmp,
 			"--bind-address=127.0.0.1", "--port=" + strconv.Itoa(s.port),
 			"--server-id=" + strconv.Itoa(i+1),
 			"--innodb-buffer-pool-size=32M", "--innodb-log-file-size=16M",
