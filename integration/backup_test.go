@@ -148,7 +148,7 @@ func TestBackupRestoreWhileMailArrives(t *testing.T) {
 	// Every message the sender had acknowledged before the backup
 	// began is there once; none is there twice.
 	for _, u := range users[:2] {
-		got, err := inboxTokens(restored.imapAddr, u.login, u.password)
+		got, err := readInbox(restored.imapAddr, u.login, u.password, true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -95,7 +95,7 @@ func (l *chaosLoad) account(t *testing.T, fronts []*node) mailFigures {
 func (l *chaosLoad) readInboxes(fronts []*node) (map[string]int, error) {
 	stored := map[string]int{}
 	for i, a := range l.accounts {
-		got, err := chaosInbox(fronts[i%len(fronts)].imapAddr, a.login, a.password, true)
+		got, err := readInbox(fronts[i%len(fronts)].imapAddr, a.login, a.password, true)
 		if err != nil {
 			return nil, err
 		}

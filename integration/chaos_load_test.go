@@ -8,16 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-smtp"
-)
-
-// Time limits of one client call of the chaos load, so that a node that
-// hangs shows as a failed call rather than a stuck test.
-const (
-	chaosDialTimeout = 2 * time.Second
-	chaosCallTimeout = 10 * time.Second
 )
 
 // chaosAccount is one mailbox the chaos load sends to and signs in as.
@@ -102,7 +93,7 @@ func (l *chaosLoad) probe(k int) {
 	a := l.accounts[k%len(l.accounts)]
 	for try := range len(l.imap) {
 		f := (k + try) % len(l.imap)
-		_, err := chaosInbox(l.imap[f], a.login, a.password, false)
+		_, err := readInbox(l.imap[f], a.login, a.password, false)
 		l.mu.Lock()
 		if err == nil {
 			l.logins = append(l.logins, time.Now())
@@ -135,11 +126,11 @@ func errClass(err error) string {
 // chaosSend sends one message carrying token over SMTP and answers nil
 // only for a 250 to its DATA.
 func chaosSend(addr, to, token string) error {
-	conn, err := net.DialTimeout("tcp", addr, chaosDialTimeout)
+	conn, err := net.DialTimeout("tcp", addr, clientDialTimeout)
 	if err != nil {
 		return err
 	}
-	conn.SetDeadline(time.Now().Add(chaosCallTimeout))
+	conn.SetDeadline(time.Now().Add(clientCallTimeout))
 	c := smtp.NewClient(conn)
 	defer c.Close()
 	msg := fmt.Sprintf("From: <load@remote.example>\r\nTo: <%s>\r\nSubject: chaos %s\r\n"+
@@ -150,47 +141,6 @@ func chaosSend(addr, to, token string) error {
 	}
 	c.Quit()
 	return nil
-}
-
-// chaosInbox signs in and selects INBOX; with tokens it also answers
-// how many times each load token is there.
-func chaosInbox(addr, user, password string, tokens bool) (map[string]int, error) {
-	conn, err := net.DialTimeout("tcp", addr, chaosDialTimeout)
-	if err != nil {
-		return nil, err
-	}
-	conn.SetDeadline(time.Now().Add(chaosCallTimeout))
-	c := imapclient.New(conn, nil)
-	defer c.Close()
-	if err := c.Login(user, password).Wait(); err != nil {
-		return nil, fmt.Errorf("LOGIN %s: %w", user, err)
-	}
-	sel, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait()
-	if err != nil {
-		return nil, fmt.Errorf("SELECT INBOX of %s: %w", user, err)
-	}
-	out := map[string]int{}
-	if !tokens || sel.NumMessages == 0 {
-		c.Logout().Wait()
-		return out, nil
-	}
-	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader,
-		HeaderFields: []string{tokenHeader}, Peek: true}
-	var all imap.SeqSet
-	all.AddRange(1, sel.NumMessages)
-	msgs, err := c.Fetch(all, &imap.FetchOptions{
-		BodySection: []*imap.FetchItemBodySection{section}}).Collect()
-	if err != nil {
-		return nil, fmt.Errorf("FETCH in INBOX of %s: %w", user, err)
-	}
-	for _, m := range msgs {
-		h := strings.TrimSpace(string(m.FindBodySection(section)))
-		if v, ok := strings.CutPrefix(h, tokenHeader+":"); ok {
-			out[strings.TrimSpace(v)]++
-		}
-	}
-	c.Logout().Wait()
-	return out, nil
 }
 
 // loginOutage answers the longest stretch of [from, to] in which no

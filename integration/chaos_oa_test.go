@@ -63,7 +63,7 @@ func (w *chaosWriter) post(n *node, c *chaosChange) (int, string, error) {
 	}
 	req.Header.Set("Authorization", "Bearer "+n.apiKey)
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := (&http.Client{Timeout: chaosCallTimeout}).Do(req)
+	resp, err := (&http.Client{Timeout: clientCallTimeout}).Do(req)
 	if err != nil {
 		return 0, "", err
 	}

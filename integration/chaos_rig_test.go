@@ -81,7 +81,7 @@ func (r *chaosRig) activeBack(t *testing.T, limit time.Duration) int {
 // queueSize answers the number of messages in the node's queue, from
 // its heartbeat.
 func queueSize(n *node) (int, error) {
-	resp, err := (&http.Client{Timeout: chaosCallTimeout}).Get("http://" + n.httpAddr + "/heartbeat")
+	resp, err := (&http.Client{Timeout: clientCallTimeout}).Get("http://" + n.httpAddr + "/heartbeat")
 	if err != nil {
 		return 0, err
 	}

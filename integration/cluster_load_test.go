@@ -3,6 +3,7 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -94,13 +95,22 @@ func sendToken(addr, to, token string) error {
 	return c.Quit()
 }
 
-// inboxTokens answers how many times each load token is in the user's
-// INBOX, read through the node.
-func inboxTokens(addr, user, password string) (map[string]int, error) {
-	c, err := imapclient.DialInsecure(addr, nil)
+// Time limits of one client call of a load, so that a node that hangs
+// shows as a failed call rather than a stuck test.
+const (
+	clientDialTimeout = 2 * time.Second
+	clientCallTimeout = 10 * time.Second
+)
+
+// readInbox signs in and selects INBOX; with tokens it also answers
+// how many times each load token is there.
+func readInbox(addr, user, password string, tokens bool) (map[string]int, error) {
+	conn, err := net.DialTimeout("tcp", addr, clientDialTimeout)
 	if err != nil {
 		return nil, err
 	}
+	conn.SetDeadline(time.Now().Add(clientCallTimeout))
+	c := imapclient.New(conn, nil)
 	defer c.Close()
 	if err := c.Login(user, password).Wait(); err != nil {
 		return nil, fmt.Errorf("LOGIN %s: %w", user, err)
@@ -110,19 +120,16 @@ func inboxTokens(addr, user, password string) (map[string]int, error) {
 		return nil, fmt.Errorf("SELECT INBOX of %s: %w", user, err)
 	}
 	out := map[string]int{}
-	if sel.NumMessages == 0 {
+	if !tokens || sel.NumMessages == 0 {
+		c.Logout().Wait()
 		return out, nil
 	}
-	section := &imap.FetchItemBodySection{
-		Specifier:    imap.PartSpecifierHeader,
-		HeaderFields: []string{tokenHeader},
-		Peek:         true,
-	}
+	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader,
+		HeaderFields: []string{tokenHeader}, Peek: true}
 	var all imap.SeqSet
 	all.AddRange(1, sel.NumMessages)
 	msgs, err := c.Fetch(all, &imap.FetchOptions{
-		BodySection: []*imap.FetchItemBodySection{section},
-	}).Collect()
+		BodySection: []*imap.FetchItemBodySection{section}}).Collect()
 	if err != nil {
 		return nil, fmt.Errorf("FETCH in INBOX of %s: %w", user, err)
 	}
@@ -151,7 +158,7 @@ func (l *load) checkDelivered(t *testing.T, n *node, limit time.Duration) {
 		var got map[string]int
 		var err error
 		for {
-			got, err = inboxTokens(n.imapAddr, u.login, u.password)
+			got, err = readInbox(n.imapAddr, u.login, u.password, true)
 			missing := 0
 			for tok := range l.acked[i] {
 				if got[tok] == 0 {

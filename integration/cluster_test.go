@@ -128,7 +128,7 @@ func TestClusterHoldsMailForADeadBack(t *testing.T) {
 		}
 	}
 	ld.checkDelivered(t, front, 20*time.Second)
-	got, err := inboxTokens(front.imapAddr, p2.LoginName, pw2)
+	got, err := readInbox(front.imapAddr, p2.LoginName, pw2, true)
 	if err != nil {
 		t.Fatal(err)
 	}
