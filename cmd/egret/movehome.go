@@ -66,9 +66,9 @@ const moveRounds = 3
 func (a *app) moveHomeCmd() *cobra.Command {
 	var removeOld bool
 	cmd := &cobra.Command{
-		Use:   "move-home ACCOUNT BACK",
+		Use:   "move-home ADDRESS BACK",
 		Short: "Move an account's mail to another back and make it the home",
-		Long: "Copy every mailbox of the account (named by its address) from its\n" +
+		Long: "Copy every mailbox of the account at ADDRESS from its\n" +
 			"home back to BACK over IMAP, with flags and internal dates, check that\n" +
 			"both copies hold the same messages byte for byte, and then record BACK\n" +
 			"as the account's home. Run it on a front: it signs in on both backs\n" +
