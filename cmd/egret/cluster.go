@@ -198,7 +198,13 @@ func printHeartbeat(w io.Writer, hb node.Heartbeat, err error, names map[string]
 	breakers := append([]node.BreakerStatus(nil), hb.Breakers...)
 	sort.Slice(breakers, func(i, j int) bool { return breakers[i].Node < breakers[j].Node })
 	if l := hb.Lease; l != nil {
-		fmt.Fprintf(w, "  lease       %s %s, fence %d, holder %s\n", l.Back, l.State, l.Fence, l.Holder)
+		if l.Holder == "" {
+			// A standby that could not read the lease row (the
+			// database is down) knows neither holder nor fence.
+			fmt.Fprintf(w, "  lease       %s %s, holder unknown\n", l.Back, l.State)
+		} else {
+			fmt.Fprintf(w, "  lease       %s %s, fence %d, holder %s\n", l.Back, l.State, l.Fence, l.Holder)
+		}
 	}
 	for _, b := range breakers {
 		fmt.Fprintln(w, breakerLine(b, names))

@@ -65,6 +65,15 @@ func NewRemote(cfg Config, log *slog.Logger) *Remote {
 	return &Remote{cfg: cfg, res: newResolver(cfg.Resolver), log: log.With("service", "outbound")}
 }
 
+// via names the configured DNS server for an error: Go's resolver
+// names the system's in its message even when it dialled another.
+func (r *Remote) via() string {
+	if r.cfg.Resolver == "" {
+		return ""
+	}
+	return " via " + r.cfg.Resolver
+}
+
 // newResolver answers a resolver that asks server, or the system's
 // resolver when server is empty.
 func newResolver(server string) *net.Resolver {
@@ -191,7 +200,7 @@ func (r *Remote) mxHosts(ctx context.Context, domain string) ([]string, error) {
 		return hosts, nil
 	}
 	if err != nil && !isNotFound(err) {
-		return nil, fmt.Errorf("outbound: MX lookup of %s: %w", domain, err)
+		return nil, fmt.Errorf("outbound: MX lookup of %s%s: %w", domain, r.via(), err)
 	}
 
 	// RFC 5321 §5.1: without MX records the domain itself is the one
