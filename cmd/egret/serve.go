@@ -334,11 +334,16 @@ func (a *app) serve(ctx context.Context, importFile string) error {
 		return node.Until(ctx, shutdownGrace, func() error { return srv.Serve(ln) }, srv.Shutdown)
 	}))
 
-	return a.run(ctx, tree, apiSrv,
+	addrs := []slog.Attr{
 		slog.String("http", httpLn.Addr().String()),
 		slog.String("smtp", smtpLn.Addr().String()),
 		slog.String("imap", imapLn.Addr().String()),
-		slog.String("lmtp", lmtpAddr))
+	}
+	if isBack {
+		// A front delivers to its backs and serves no LMTP.
+		addrs = append(addrs, slog.String("lmtp", lmtpAddr))
+	}
+	return a.run(ctx, tree, apiSrv, addrs...)
 }
 
 // run starts the tree, marks the node ready, and stops the tree when
