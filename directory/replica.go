@@ -144,6 +144,12 @@ type database struct {
 	reads  atomic.Uint64
 	// fails counts the checks in a row that failed.
 	fails atomic.Int32
+	// seenWell is when a check last found the database up and, for a
+	// replica, in step (Unix nanoseconds; 0 never).
+	seenWell atomic.Int64
+	// applying is whether a replica's SQL thread ran at the last
+	// check: it applies what it has received.
+	applying atomic.Bool
 
 	mu      sync.Mutex
 	lastErr string
@@ -353,7 +359,11 @@ func notFound(err error) bool {
 // API key, a signing key, where an account's mail lives) and a web
 // session just made. It reads the primary while it is up, and a
 // replica, with the lag that implies, only while the primary is down or
-// when the primary is found gone during this very read.
+// when the primary is found gone during this very read; and only a
+// replica that was in step when the primary was last seen well. One
+// whose replication had stopped before (its SQL thread halted, or
+// trailing past the allowed lag) could hold a password or a key
+// revoked long ago, so access is refused as unavailable instead.
 func (s *Store) ReadPrimaryFirst(ctx context.Context, fn func(db *gorm.DB) error) error {
 	if s.primary == nil || len(s.replicas) == 0 || s.primary.up.Load() {
 		err := fn(s.db.WithContext(ctx))
@@ -361,7 +371,33 @@ func (s *Store) ReadPrimaryFirst(ctx context.Context, fn func(db *gorm.DB) error
 			return err
 		}
 	}
-	return s.Read(ctx, fn)
+	r := s.inStepReplica()
+	if r == nil {
+		return fmt.Errorf("%w: the primary is down and no replica was in step with it", ErrUnavailable)
+	}
+	return readOn(ctx, r, fn)
+}
+
+// inStepReplica answers a replica that is up and was seen in step no
+// more than two checks before the primary was last seen well, or nil.
+// A node that has never seen the primary well (started during the
+// outage) cannot tell; it takes a replica that still applies what it
+// received, whose only fault is the primary it cannot reach.
+func (s *Store) inStepReplica() *database {
+	last := s.primary.seenWell.Load()
+	since := last - int64(2*checkEvery)
+	for _, r := range s.replicas {
+		if !r.up.Load() {
+			continue
+		}
+		if last == 0 && r.applying.Load() {
+			return r
+		}
+		if seen := r.seenWell.Load(); seen > 0 && seen >= since {
+			return r
+		}
+	}
+	return nil
 }
 
 // readOn runs fn on d and counts the read when it was answered. A
@@ -400,7 +436,7 @@ func (s *Store) Health() []DatabaseHealth {
 		}
 		out = append(out, DatabaseHealth{Name: d.name, Role: d.role, Addr: d.addr,
 			Up: d.up.Load(), Behind: d.behind.Load(), LagSeconds: lag,
-			Reads: d.reads.Load(), ServesReads: d == first,
+			Reads: d.reads.Load(), ServesReads: d == first && d.up.Load(),
 			ServesWrites: d == s.primary && d.up.Load(), Error: e})
 	}
 	return out

@@ -410,8 +410,10 @@ func TestParseURLBoundsStatementsOnAHungServer(t *testing.T) {
 	if c.ReadTimeout != 30*time.Second || c.WriteTimeout != 30*time.Second || c.Timeout != 2*time.Second {
 		t.Errorf("default timeouts: dial %s, read %s, write %s; want 2s, 30s, 30s", c.Timeout, c.ReadTimeout, c.WriteTimeout)
 	}
-	if got := c.Params["innodb_lock_wait_timeout"]; got != "20" {
-		t.Errorf("default lock wait: %q seconds, want 20, short of the read timeout", got)
+	for _, k := range []string{"innodb_lock_wait_timeout", "lock_wait_timeout"} {
+		if got := c.Params[k]; got != "20" {
+			t.Errorf("default %s: %q seconds, want 20, short of the read timeout", k, got)
+		}
 	}
 	_, dsn, err = directory.ParseURL("mysql://egret:pw@tcp(127.0.0.1:3306)/egret" +
 		"?readTimeout=2m&writeTimeout=90s&innodb_lock_wait_timeout=5")
@@ -425,5 +427,99 @@ func TestParseURLBoundsStatementsOnAHungServer(t *testing.T) {
 		c.Params["innodb_lock_wait_timeout"] != "5" || c.Timeout != 2*time.Second {
 		t.Errorf("timeouts the URL sets: dial %s, read %s, write %s, lock wait %q; want 2s, 2m, 90s, 5",
 			c.Timeout, c.ReadTimeout, c.WriteTimeout, c.Params["innodb_lock_wait_timeout"])
+	}
+}
+
+// A replica whose replication had stopped before the primary went down
+// holds whatever it held then, however old: while the primary is down,
+// sign-ins are refused as unavailable rather than checked against it,
+// while a replica that was in step answers them.
+func TestAccessReadsRefuseAReplicaThatStoppedBeforeTheOutage(t *testing.T) {
+	pair := dirtest.StartPair(t)
+	s := openPair(t, pair)
+	ctx := context.Background()
+	lc := &directory.Lifecycle{Store: s, Domain: "egretair.example"}
+	const pw = "塔台 二号 频率"
+	u, err := lc.CreateUser(ctx, directory.NewUser{Login: "sunli", DisplayName: "孙立", Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair.WaitCaughtUp(t)
+
+	// The replica stops applying; then the account is disabled on the
+	// primary, and the primary dies.
+	if _, err := replicaRoot(t, pair).Exec("STOP SLAVE SQL_THREAD"); err != nil {
+		t.Fatal(err)
+	}
+	waitHealth(t, s, "the stopped replica is behind", func(h []directory.DatabaseHealth) bool {
+		return h[1].Behind
+	})
+	time.Sleep(3 * time.Second) // past the checks that saw it in step
+	if _, err := lc.SetEnabled(ctx, u.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	pair.KillPrimary(t)
+	waitHealth(t, s, "the primary is down", func(h []directory.DatabaseHealth) bool { return !h[0].Up })
+
+	_, err = s.Authenticate(ctx, "sunli", pw)
+	if !errors.Is(err, directory.ErrUnavailable) {
+		t.Fatalf("sign-in to a disabled account from a replica stopped before the outage: %v, want ErrUnavailable", err)
+	}
+	// Mail lookups, which may trail, still answer from it.
+	if _, err := s.LookupAddress(ctx, u.Account.Address); err != nil {
+		t.Errorf("address lookup from the replica: %v", err)
+	}
+}
+
+// A statement that waits on a table another session has locked (as one
+// behind another node's migration does) gives up with a lock wait
+// error before the read timeout, and the busy primary stays up: other
+// writes go on.
+func TestATableLockWaitLeavesThePrimaryUp(t *testing.T) {
+	pair := dirtest.StartPair(t)
+	s, err := directory.Open(context.Background(),
+		pair.PrimaryURL()+"?readTimeout=6s&lock_wait_timeout=2",
+		directory.WithReplicas(pair.ReplicaURL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	lc := &directory.Lifecycle{Store: s, Domain: "egretair.example"}
+	u, err := lc.CreateUser(ctx, directory.NewUser{Login: "zhoujie", DisplayName: "周杰"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c, err := mysql.ParseDSN(pair.PrimaryDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := sql.Open("mysql", "root@tcp("+c.Addr+")/"+c.DBName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	conn, err := root.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "LOCK TABLES accounts WRITE"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	err = s.SetHomeNode(ctx, u.Account.ID, "b1")
+	if err == nil || time.Since(start) > 5*time.Second {
+		t.Fatalf("write on a locked table: %v after %s; want a lock wait error within the read timeout", err, time.Since(start))
+	}
+	if _, err := conn.ExecContext(ctx, "UNLOCK TABLES"); err != nil {
+		t.Fatal(err)
+	}
+	if h := s.Health(); !h[0].Up {
+		t.Fatalf("the primary was marked down by a lock wait: %+v", h[0])
+	}
+	if _, _, err := s.CreateAPIKey(ctx, "after-the-wait", []string{"directory:read"}); err != nil {
+		t.Errorf("a write after the lock wait: %v", err)
 	}
 }

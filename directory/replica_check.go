@@ -71,6 +71,9 @@ func (s *Store) check(d *database) {
 		d.behind.Store(true)
 		d.lagMS.Store(-1)
 	}
+	if !failed && (d.role != RoleReplica || !d.behind.Load()) {
+		d.seenWell.Store(time.Now().UnixNano())
+	}
 	d.setErr(err)
 }
 
@@ -124,6 +127,7 @@ func (s *Store) replication(ctx context.Context, d *database) (int64, error) {
 		}
 	}
 	io, sqlThread := col["Slave_IO_Running"].String, col["Slave_SQL_Running"].String
+	d.applying.Store(sqlThread == "Yes")
 	switch {
 	case io != "Yes" || sqlThread != "Yes":
 		return lag, fmt.Errorf("replication threads not running (io %s, sql %s)", io, sqlThread)

@@ -190,11 +190,15 @@ func ParseURL(rawURL string) (migrations.Dialect, string, error) {
 				params.Set(k, statementTimeout.String())
 			}
 		}
-		// A statement waiting on another's row lock gives up (error
-		// 1205, which Lifecycle runs again) well before the read
-		// timeout would take it for a hung server.
-		if !hasParam(dsn, "innodb_lock_wait_timeout") {
-			params.Set("innodb_lock_wait_timeout", "20")
+		// A statement waiting on another's row lock, or on a table's
+		// metadata lock (behind another node's migration, itself
+		// behind a long backup transaction), gives up (error 1205,
+		// which Lifecycle runs again) well before the read timeout
+		// would take the busy server for a hung one.
+		for _, k := range []string{"innodb_lock_wait_timeout", "lock_wait_timeout"} {
+			if !hasParam(dsn, k) {
+				params.Set(k, "20")
+			}
 		}
 		sep := "?"
 		if strings.Contains(dsn, "?") {
@@ -255,13 +259,16 @@ func (s *Store) Migrate(ctx context.Context) (int64, error) {
 }
 
 // withoutTimeouts answers a go-sql-driver DSN without its read and write
-// timeouts.
+// timeouts and lock waits: a migration may wait minutes, for another
+// node's or behind a long transaction.
 func withoutTimeouts(dsn string) (string, error) {
 	c, err := mysql.ParseDSN(dsn)
 	if err != nil {
 		return "", err
 	}
 	c.ReadTimeout, c.WriteTimeout = 0, 0
+	delete(c.Params, "innodb_lock_wait_timeout")
+	delete(c.Params, "lock_wait_timeout")
 	return c.FormatDSN(), nil
 }
 

@@ -41,7 +41,9 @@ func (a *app) statusCmd() *cobra.Command {
 				return nil
 			}
 
-			s, err := a.openStore(cmd.Context())
+			// A report changes nothing: no migrations, no wait on
+			// another node's.
+			s, err := directory.Connect(a.cfg.Database.URL, a.databaseOptions()...)
 			if err != nil {
 				return err
 			}
