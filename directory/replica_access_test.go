@@ -1,11 +1,13 @@
 package directory_test
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -322,6 +324,11 @@ func TestReplicaHungPrimaryFailsTheWriteInFlight(t *testing.T) {
 		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 			t.Fatal(err)
 		}
+		// The next statement must meet a stopped server, not one
+		// still answering: a COMMIT that reached the server before
+		// it stopped would be applied once it runs again, its answer
+		// lost, which is another case.
+		waitStopped(t, pid)
 		return directory.LogChange(tx, directory.EntityUnit, unit.ID, directory.OpUpdate, unit)
 	})
 	took := time.Since(start)
@@ -522,4 +529,22 @@ func TestATableLockWaitLeavesThePrimaryUp(t *testing.T) {
 	if _, _, err := s.CreateAPIKey(ctx, "after-the-wait", []string{"directory:read"}); err != nil {
 		t.Errorf("a write after the lock wait: %v", err)
 	}
+}
+
+// waitStopped waits until the process pid is stopped by a signal.
+func waitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The state follows the command name, which is in parentheses.
+		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'T' {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("mariadbd %d not stopped 5 s after SIGSTOP", pid)
 }
