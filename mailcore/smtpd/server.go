@@ -65,10 +65,6 @@ import (
 const (
 	DefaultMaxMessageBytes = 50 << 20
 	DefaultMaxRecipients   = 100
-	// DefaultMaxLineLength is far above the 1000 octets of RFC 5321
-	// §4.5.3.1.6, because real senders exceed that and the messages
-	// must still be accepted and kept unchanged.
-	DefaultMaxLineLength = 1 << 20
 )
 
 // Config is the SMTP server's configuration.
@@ -137,29 +133,16 @@ func New(cfg Config, accounts mailcore.Accounts, q Queue, log *slog.Logger) *Ser
 		sessions: make(map[*session]struct{}),
 	}
 
-	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
-	srv.Domain = cfg.Hostname
-	srv.MaxMessageBytes = cfg.MaxMessageBytes
-	srv.MaxRecipients = cfg.MaxRecipients
-	srv.MaxLineLength = DefaultMaxLineLength
-	srv.TLSConfig = cfg.TLS
-	srv.EnableSMTPUTF8 = true
-	// RFC 5321 §4.5.3.2 asks for minutes, not seconds, per step.
-	srv.ReadTimeout = 10 * time.Minute
-	srv.WriteTimeout = 10 * time.Minute
-	srv.ErrorLog = mailcore.ServerLog{Log: s.log, Service: "smtp"}
-	s.srv = srv
+	s.srv = mailcore.NewSMTPServer(smtp.BackendFunc(s.newSession), mailcore.SMTPLimits{
+		Hostname: cfg.Hostname, MaxMessageBytes: cfg.MaxMessageBytes,
+		MaxRecipients: cfg.MaxRecipients, TLS: cfg.TLS}, s.log, "smtp")
 	return s
 }
 
 // Serve accepts connections on ln until Shutdown. It answers nil after a
 // Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(ln)
-	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
+	return mailcore.ServeSMTP(s.srv.Serve, ln)
 }
 
 // Shutdown stops accepting connections, closes connections that are

@@ -95,10 +95,6 @@ type Config struct {
 	Now func() time.Time
 }
 
-// maxLineLength is far above RFC 5321 §4.5.3.1.6's 1000 octets: clients
-// exceed it, and their messages are still sent unchanged.
-const maxLineLength = 1 << 20
-
 // Queue takes submitted messages; *queue.Queue is one.
 type Queue interface {
 	// Enqueue answers once the message is durable.
@@ -148,31 +144,19 @@ func New(cfg Config, accounts mailcore.Accounts, q Queue, log *slog.Logger) *Ser
 		log:      log.With("service", "submission"),
 		limit:    newLimiter(cfg.MessagesPerHour, time.Hour, cfg.Now),
 	}
-	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
-	srv.Domain = cfg.Hostname
-	srv.MaxMessageBytes = cfg.MaxMessageBytes
-	srv.MaxRecipients = cfg.MaxRecipients
-	srv.MaxLineLength = maxLineLength
-	srv.TLSConfig = cfg.TLS
-	srv.EnableSMTPUTF8 = true
+	s.srv = mailcore.NewSMTPServer(smtp.BackendFunc(s.newSession), mailcore.SMTPLimits{
+		Hostname: cfg.Hostname, MaxMessageBytes: cfg.MaxMessageBytes,
+		MaxRecipients: cfg.MaxRecipients, TLS: cfg.TLS}, s.log, "submission")
 	// Whether AUTH may be used is decided per connection
 	// (authAllowed); go-smtp only knows all or nothing.
-	srv.AllowInsecureAuth = true
-	srv.ReadTimeout = 10 * time.Minute
-	srv.WriteTimeout = 10 * time.Minute
-	srv.ErrorLog = mailcore.ServerLog{Log: s.log, Service: "submission"}
-	s.srv = srv
+	s.srv.AllowInsecureAuth = true
 	return s
 }
 
 // Serve accepts connections that may start TLS with STARTTLS (port
 // 587), until Close. It answers nil after Close.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.srv.Serve(ln)
-	if errors.Is(err, smtp.ErrServerClosed) || errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
+	return mailcore.ServeSMTP(s.srv.Serve, ln)
 }
 
 // ServeTLS accepts connections that are TLS from the start (port 465).
