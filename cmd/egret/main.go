@@ -130,6 +130,17 @@ func (a *app) openStore(ctx context.Context) (*directory.Store, error) {
 	return s, nil
 }
 
+// withStore runs fn, a command's work, on the directory opened for it,
+// and closes the directory after.
+func (a *app) withStore(cmd *cobra.Command, fn func(s *directory.Store) error) error {
+	s, err := a.openStore(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	return fn(s)
+}
+
 // databaseOptions names the replicas of the directory's database.
 func (a *app) databaseOptions() []directory.Option {
 	return []directory.Option{

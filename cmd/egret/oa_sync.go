@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/egretair/egret/directory"
 	"github.com/egretair/egret/oasync"
 )
 
@@ -37,22 +38,19 @@ func (a *app) oaPlansCmd() *cobra.Command {
 		Short: "List the OA imports the safety valve held, newest first",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			plans, err := a.importer(s).Plans(cmd.Context(), status)
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tCREATED\tSOURCE\tSTATUS\tDISABLES\tBY")
-			for _, p := range plans {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", p.ID, p.CreatedAt.Format(time.RFC3339),
-					p.Source, p.Status, p.AccountsDisabled, p.Actor)
-			}
-			return tw.Flush()
+			return a.withStore(cmd, func(s *directory.Store) error {
+				plans, err := a.importer(s).Plans(cmd.Context(), status)
+				if err != nil {
+					return err
+				}
+				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tCREATED\tSOURCE\tSTATUS\tDISABLES\tBY")
+				for _, p := range plans {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", p.ID, p.CreatedAt.Format(time.RFC3339),
+						p.Source, p.Status, p.AccountsDisabled, p.Actor)
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	cmd.Flags().StringVar(&status, "status", "", "only plans in this status: held, applied or superseded")
@@ -62,23 +60,20 @@ func (a *app) oaPlansCmd() *cobra.Command {
 		Short: "Print a plan with its report, listing every account it disables",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			p, err := a.importer(s).Plan(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			rep, err := p.Report()
-			if err != nil {
-				return err
-			}
-			return a.printJSON(struct {
-				oasync.Plan
-				Report *oasync.Report `json:"report"`
-			}{*p, rep})
+			return a.withStore(cmd, func(s *directory.Store) error {
+				p, err := a.importer(s).Plan(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				rep, err := p.Report()
+				if err != nil {
+					return err
+				}
+				return a.printJSON(struct {
+					oasync.Plan
+					Report *oasync.Report `json:"report"`
+				}{*p, rep})
+			})
 		},
 	}
 	cmd.AddCommand(show)
@@ -96,13 +91,10 @@ func (a *app) oaApproveCmd() *cobra.Command {
 			"importing the input again shows the new plan.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			report, err := a.importer(s).Approve(cmd.Context(), args[0], oasync.Options{DryRun: dryRun})
-			return a.printImport("plan "+args[0], report, err)
+			return a.withStore(cmd, func(s *directory.Store) error {
+				report, err := a.importer(s).Approve(cmd.Context(), args[0], oasync.Options{DryRun: dryRun})
+				return a.printImport("plan "+args[0], report, err)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what approving would do now, change nothing")

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/egretair/egret/directory"
 	"github.com/egretair/egret/sso/oidcp"
 )
 
@@ -26,25 +27,22 @@ func (a *app) oidcCmd() *cobra.Command {
 			"(a browser or native app) has none and must use PKCE with S256.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			c, secret, err := oidcp.Clients{DB: s.DB()}.Add(cmd.Context(), n)
-			if err != nil {
-				return err
-			}
-			kind := "confidential"
-			if c.Public() {
-				kind = "public"
-			}
-			fmt.Fprintf(a.stderr, "OIDC client %s (%s, %s) registered\n", c.ID, c.Name, kind)
-			fmt.Fprintln(a.stdout, c.ID)
-			if secret != "" {
-				fmt.Fprintln(a.stdout, secret)
-			}
-			return nil
+			return a.withStore(cmd, func(s *directory.Store) error {
+				c, secret, err := oidcp.Clients{DB: s.DB()}.Add(cmd.Context(), n)
+				if err != nil {
+					return err
+				}
+				kind := "confidential"
+				if c.Public() {
+					kind = "public"
+				}
+				fmt.Fprintf(a.stderr, "OIDC client %s (%s, %s) registered\n", c.ID, c.Name, kind)
+				fmt.Fprintln(a.stdout, c.ID)
+				if secret != "" {
+					fmt.Fprintln(a.stdout, secret)
+				}
+				return nil
+			})
 		},
 	}
 	add.Flags().StringVar(&n.ID, "id", "", "the client_id; random when empty")
@@ -59,26 +57,23 @@ func (a *app) oidcCmd() *cobra.Command {
 		Short: "List registered clients (never their secrets)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			cs, err := oidcp.Clients{DB: s.DB()}.List(cmd.Context())
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tKIND\tREDIRECT URIS\tCREATED")
-			for _, c := range cs {
-				kind := "confidential"
-				if c.Public() {
-					kind = "public"
+			return a.withStore(cmd, func(s *directory.Store) error {
+				cs, err := oidcp.Clients{DB: s.DB()}.List(cmd.Context())
+				if err != nil {
+					return err
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, kind,
-					strings.Join(c.Redirects(), " "), c.CreatedAt.Format(time.RFC3339))
-			}
-			return tw.Flush()
+				tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tKIND\tREDIRECT URIS\tCREATED")
+				for _, c := range cs {
+					kind := "confidential"
+					if c.Public() {
+						kind = "public"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, kind,
+						strings.Join(c.Redirects(), " "), c.CreatedAt.Format(time.RFC3339))
+				}
+				return tw.Flush()
+			})
 		},
 	}
 	remove := &cobra.Command{
@@ -86,16 +81,13 @@ func (a *app) oidcCmd() *cobra.Command {
 		Short: "Unregister a client; tokens it holds live until they expire",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			if err := (oidcp.Clients{DB: s.DB()}).Remove(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "OIDC client %s removed\n", args[0])
-			return nil
+			return a.withStore(cmd, func(s *directory.Store) error {
+				if err := (oidcp.Clients{DB: s.DB()}).Remove(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "OIDC client %s removed\n", args[0])
+				return nil
+			})
 		},
 	}
 	client.AddCommand(add, list, remove)
@@ -105,17 +97,14 @@ func (a *app) oidcCmd() *cobra.Command {
 		Short: "Sign new tokens with a new key; the old one verifies for oidc.key_grace",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			k, err := oidcp.Keys{DB: s.DB(), Grace: a.cfg.OIDC.KeyGrace}.Rotate(cmd.Context())
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(a.stdout, "signing key %s is active; the previous key stays in the JWKS for the grace period\n", k.ID)
-			return nil
+			return a.withStore(cmd, func(s *directory.Store) error {
+				k, err := oidcp.Keys{DB: s.DB(), Grace: a.cfg.OIDC.KeyGrace}.Rotate(cmd.Context())
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(a.stdout, "signing key %s is active; the previous key stays in the JWKS for the grace period\n", k.ID)
+				return nil
+			})
 		},
 	}
 	cmd.AddCommand(client, rotate)

@@ -42,24 +42,23 @@ func (a *app) accountCmd() *cobra.Command {
 			"every hour.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			s, err := a.openStore(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer s.Close()
-			life := a.lifecycle(s)
-			if life.RemoveMailbox, err = a.purgeRemover(s); err != nil {
-				return err
-			}
-			ids, err := life.PurgeExpired(cmd.Context(), time.Now())
-			for _, id := range ids {
-				fmt.Fprintf(a.stdout, "purged %s\n", id)
-			}
-			if err != nil {
-				return err
-			}
-			a.log.Info("purge finished", slog.Int("accounts", len(ids)))
-			return nil
+			return a.withStore(cmd, func(s *directory.Store) error {
+				life := a.lifecycle(s)
+				remove, err := a.purgeRemover(s)
+				if err != nil {
+					return err
+				}
+				life.RemoveMailbox = remove
+				ids, err := life.PurgeExpired(cmd.Context(), time.Now())
+				for _, id := range ids {
+					fmt.Fprintf(a.stdout, "purged %s\n", id)
+				}
+				if err != nil {
+					return err
+				}
+				a.log.Info("purge finished", slog.Int("accounts", len(ids)))
+				return nil
+			})
 		},
 	})
 	cmd.AddCommand(a.moveHomeCmd())
